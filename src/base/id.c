@@ -1,0 +1,38 @@
+/* Random ids (see id.h). */
+#include "base/id.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "base/err.h"
+
+static const char alphabet[] = "0123456789abcdefghijklmnopqrstuv";
+
+int swc_sodium_init(void)
+{
+    return sodium_init() < 0 ? SWC_EINTERNAL : 0;
+}
+
+void swc_id_new(char out[SWC_ID_LEN + 1])
+{
+    unsigned char raw[SWC_ID_LEN];
+    swc_sodium_init();
+    randombytes_buf(raw, sizeof raw);
+    for (int i = 0; i < SWC_ID_LEN; i++) {
+        out[i] = alphabet[raw[i] & 31];
+    }
+    out[SWC_ID_LEN] = '\0';
+}
+
+bool swc_id_valid(const char *s)
+{
+    if (s == NULL || strlen(s) != SWC_ID_LEN) {
+        return false;
+    }
+    for (int i = 0; i < SWC_ID_LEN; i++) {
+        if (strchr(alphabet, s[i]) == NULL || s[i] == '\0') {
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,20 @@
+/* Random object ids: 25 characters of lowercase base32 (125 random bits from
+ * libsodium), like "4k2n7q0d9x1m3c8v5b6h2j7p0". */
+#ifndef SWC_BASE_ID_H
+#define SWC_BASE_ID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SWC_ID_LEN 25
+
+/* Write a new random id and its NUL into out (SWC_ID_LEN + 1 bytes). */
+void swc_id_new(char out[SWC_ID_LEN + 1]);
+
+/* True when s looks like an id (length and alphabet). */
+bool swc_id_valid(const char *s);
+
+/* Initialize libsodium once (the id and crypto code call it); 0 or SWC_EINTERNAL. */
+int swc_sodium_init(void);
+
+#endif
