@@ -14,7 +14,7 @@
 
 static atomic_long n_allocs;
 static atomic_long n_live;
-static atomic_long fail_at;     /* absolute allocation number that fails, 0 = off */
+static atomic_long fail_at; /* absolute allocation number that fails, 0 = off */
 static atomic_int fail_sticky;
 
 static int should_fail(void)
@@ -185,7 +185,7 @@ static void sq_shutdown(void *data)
 
 void swc_alloc_hook_sqlite(void)
 {
-    static const sqlite3_mem_methods methods = {sq_malloc, sq_free,  sq_realloc, sq_size,
+    static const sqlite3_mem_methods methods = {sq_malloc,  sq_free, sq_realloc,  sq_size,
                                                 sq_roundup, sq_init, sq_shutdown, NULL};
     sqlite3_config(SQLITE_CONFIG_MALLOC, &methods);
 }

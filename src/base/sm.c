@@ -22,8 +22,8 @@ bool swc_sm_allowed(const struct swc_sm_def *def, int from, int to)
 int swc_sm_step(struct swc_sm *m, int to)
 {
     if (!swc_sm_allowed(m->def, m->state, to)) {
-        swc_debugf("sm", "%s: refused %s -> %s", m->def->name,
-                   swc_sm_state_name(m->def, m->state), swc_sm_state_name(m->def, to));
+        swc_debugf("sm", "%s: refused %s -> %s", m->def->name, swc_sm_state_name(m->def, m->state),
+                   swc_sm_state_name(m->def, to));
         return SWC_ESTATE;
     }
     m->state = to;
