@@ -1,0 +1,97 @@
+/* Secure channel (DESIGN §7): the cryptographic state machine of one
+ * connection, independent of any transport. The connection layer (conn.c)
+ * carries handshake messages in frames and then passes every frame through
+ * swc_secchan_seal / swc_secchan_open.
+ *
+ * Handshake, client first:
+ *   1. client -> server  HELLO   {version, client ephemeral X25519 key, nonce}
+ *   2. server -> client  SERVER  {server ephemeral key, CA public key,
+ *                                 server certificate, Ed25519 signature
+ *                                 over the transcript}
+ *   3. client -> server  FINISH  {client certificate or none (joining node),
+ *                                 signature over the transcript}
+ * Both sides check the peer certificate against the pinned CA key, its
+ * expiry, cluster id and role, derive two directional keys from the X25519
+ * shared secret and the transcript hash, and from then on every frame is
+ * sealed with XChaCha20-Poly1305 (or ChaCha20-Poly1305-IETF) under a
+ * counter nonce: a replayed, reordered or tampered frame fails to open and
+ * the connection must be closed. */
+#ifndef SWC_NET_SECCHAN_H
+#define SWC_NET_SECCHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "net/cert.h"
+
+/* Bytes a sealed frame adds to its plaintext. */
+#define SWC_SECCHAN_OVERHEAD 16
+
+struct swc_secchan;
+
+struct swc_secchan_config {
+    bool is_client;
+    /* Our identity; NULL only for a client that is joining (no certificate
+     * yet): it then authenticates the server only. */
+    const struct swc_identity *self;
+    /* The pinned CA public key the peer's certificate must chain to. */
+    uint8_t ca_public_key[SWC_SIGN_PK_LEN];
+    /* Server: accept a client without a certificate (the join path). */
+    bool allow_anonymous_client;
+    /* Required peer role: -1 any, else SWC_ROLE_WORKER / SWC_ROLE_MANAGER
+     * (a manager certificate also satisfies a worker requirement). */
+    int required_peer_role;
+    /* Expected cluster id ("" = take whatever the CA signed). */
+    char cluster_id[SWC_CERT_ID_MAX + 1];
+    /* Wall clock for expiry checks, ns since the epoch (0 = now). */
+    int64_t now_wall_ns;
+    /* Joining client: the CA is known only by the digest from the join
+     * token (swc_token_parse). ca_public_key is then ignored; the key the
+     * server names is accepted only if its digest matches, and is pinned
+     * (read it back with swc_secchan_ca_key to store it). */
+    bool pin_ca_by_digest;
+    uint8_t ca_digest[32];
+};
+
+/* Create a channel; *out is owned by the caller (swc_secchan_destroy).
+ * 0, SWC_EINVAL or SWC_ENOMEM. */
+int swc_secchan_create(const struct swc_secchan_config *cfg, struct swc_secchan **out);
+
+/* Free a channel and wipe its keys; NULL is fine. */
+void swc_secchan_destroy(struct swc_secchan *sc);
+
+/* Drive the handshake. The client calls it first with in == NULL to get
+ * HELLO. Each call consumes the peer's message (in, len) and appends the
+ * message to send, if any, to out. *done becomes true once keys are
+ * established (the last message to send may still be in out).
+ * Returns 0, or SWC_EAUTH / SWC_EEXPIRED / SWC_EPROTO with a reason in
+ * swc_secchan_errmsg: then the connection must be closed. */
+int swc_secchan_handshake(struct swc_secchan *sc, const uint8_t *in, size_t len,
+                          struct swc_buf *out, bool *done);
+
+/* The peer's certificate once done; NULL for an anonymous (joining) client. */
+const struct swc_cert *swc_secchan_peer(const struct swc_secchan *sc);
+
+/* The pinned CA public key once done (learned from the server when
+ * pin_ca_by_digest was set); NULL before. Points into sc. */
+const uint8_t *swc_secchan_ca_key(const struct swc_secchan *sc);
+
+/* Channel binding once done: 32 bytes unique to this connection (derived
+ * from the whole transcript), for proofs such as swc_token_proof. 0 or
+ * SWC_ESTATE before the handshake completes. */
+int swc_secchan_binding(const struct swc_secchan *sc, uint8_t binding[32]);
+
+/* Seal one frame payload: appends len + SWC_SECCHAN_OVERHEAD bytes to out. */
+int swc_secchan_seal(struct swc_secchan *sc, const uint8_t *in, size_t len, struct swc_buf *out);
+
+/* Open one sealed frame: appends the plaintext to out. SWC_EAUTH when it was
+ * tampered, replayed or reordered (the next expected counter did not open).
+ * Any handshake or frame failure is final: later calls return SWC_ESTATE. */
+int swc_secchan_open(struct swc_secchan *sc, const uint8_t *in, size_t len, struct swc_buf *out);
+
+/* Why the last call failed, in words for the log. */
+const char *swc_secchan_errmsg(const struct swc_secchan *sc);
+
+#endif
