@@ -36,3 +36,11 @@ bool swc_id_valid(const char *s)
     }
     return true;
 }
+
+uint64_t swc_random_u64(void)
+{
+    uint64_t v;
+    swc_sodium_init();
+    randombytes_buf(&v, sizeof v);
+    return v;
+}

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SWC_ID_LEN 25
 
@@ -13,6 +14,9 @@ void swc_id_new(char out[SWC_ID_LEN + 1]);
 
 /* True when s looks like an id (length and alphabet). */
 bool swc_id_valid(const char *s);
+
+/* A uniformly random 64-bit number (libsodium's generator). */
+uint64_t swc_random_u64(void);
 
 /* Initialize libsodium once (the id and crypto code call it); 0 or SWC_EINTERNAL. */
 int swc_sodium_init(void);

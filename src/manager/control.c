@@ -1,0 +1,1057 @@
+/* The control API (DESIGN §6.1), served by every manager on the control
+ * socket and the cluster port.
+ *
+ * Reads answer from the local store. Writes validate first (an invalid spec
+ * gets an error naming the field and nothing is written), then propose one
+ * transaction and reply once it is applied, with the stored object. A write
+ * reaching a manager that is not the leader is refused with SWC_ENOTLEADER
+ * and the leader's address. Every reply carries Error{code, message}. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/id.h"
+#include "base/log.h"
+#include "manager/manager_int.h"
+#include "manager/spec.h"
+
+#define MOD         "control"
+#define HISTORY_MAX 10
+
+/* ---- replies ------------------------------------------------------------------- */
+
+/* Reply with a response message whose field 1 is Error: we set it here. */
+static void reply_msg(struct swc_rpc_req *req, ProtobufCMessage *resp, Swarmc__Error *errfield)
+{
+    size_t len;
+    (void)errfield;
+    uint8_t *buf = swc_pb_pack(resp, &len);
+    if (buf == NULL) {
+        swc_rpc_reply(req, SWC_ENOMEM, "out of memory", NULL, 0);
+        return;
+    }
+    swc_rpc_reply(req, 0, NULL, buf, len);
+    swc_free(buf);
+}
+
+/* Reply with just an error: every *Response has `Error error = 1`, so a
+ * message holding only field 1 decodes as any of them. */
+static void reply_error(struct swc_rpc_req *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_error(struct swc_rpc_req *req, int code, const char *fmt, ...)
+{
+    char msg[SWC_ERRMSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    Swarmc__RemoveServiceResponse r = SWARMC__REMOVE_SERVICE_RESPONSE__INIT;
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    e.code = (uint32_t)code;
+    e.message = msg;
+    r.error = &e;
+    reply_msg(req, &r.base, &e);
+}
+
+/* ---- forwarding ------------------------------------------------------------------ */
+
+struct forward {
+    struct swc_manager *m;
+    struct swc_rpc_req *req;
+};
+
+static void forwarded(struct swc_rpc_call *call, int status, const char *errmsg,
+                      const uint8_t *payload, size_t len, void *data)
+{
+    struct forward *f = data;
+    if (status == 0) {
+        swc_rpc_reply(f->req, 0, NULL, payload, len);
+    } else {
+        reply_error(f->req, status == SWC_ECANCELED ? SWC_EUNAVAIL : status,
+                    "forward to the leader: %s",
+                    errmsg != NULL && errmsg[0] ? errmsg : swc_strerror(status));
+    }
+    swc_free(f);
+}
+
+static void leader_conn_closed(struct swc_rpc_conn *conn, int status, void *data)
+{
+    struct swc_manager *m = data;
+    if (m->leader_conn == conn) {
+        m->leader_conn = NULL;
+        swc_rpc_conn_close(conn, NULL, NULL);
+    }
+}
+
+void swc_control_forward(struct swc_manager *m, struct swc_rpc_req *req, const uint8_t *payload,
+                         size_t len)
+{
+    char addr[SWC_RAFT_ADDR_MAX] = "";
+    swc_manager_leader_addr(m, addr, sizeof addr);
+    if (addr[0] == '\0') {
+        reply_error(req, SWC_EUNAVAIL,
+                    "no leader is known right now (election in progress?): retry in a moment");
+        return;
+    }
+    if (m->leader_conn != NULL && strcmp(m->leader_conn_addr, addr) != 0) {
+        swc_rpc_conn_close(m->leader_conn, NULL, NULL);
+        m->leader_conn = NULL;
+    }
+    if (m->leader_conn == NULL) {
+        struct swc_rpc_conn_opts o = {0};
+        o.secure = m->has_client_secure ? &m->client_secure : NULL;
+        o.on_close = leader_conn_closed;
+        o.data = m;
+        if (swc_rpc_connect(m->loop, addr, &o, &m->leader_conn) != 0) {
+            m->leader_conn = NULL;
+            reply_error(req, SWC_EUNAVAIL, "cannot reach the leader at %s", addr);
+            return;
+        }
+        snprintf(m->leader_conn_addr, sizeof m->leader_conn_addr, "%s", addr);
+    }
+    struct forward *f = swc_malloc(sizeof *f);
+    if (f == NULL) {
+        reply_error(req, SWC_ENOMEM, "out of memory");
+        return;
+    }
+    f->m = m;
+    f->req = req;
+    int rv = swc_rpc_call(m->leader_conn, swc_rpc_req_method(req), payload, len, 60000, forwarded,
+                          f, NULL);
+    if (rv != 0) {
+        swc_free(f);
+        reply_error(req, SWC_EUNAVAIL, "forward to the leader at %s: %s", addr, swc_strerror(rv));
+    }
+}
+
+/* Writes run on the leader: a follower forwards the request as it came. */
+#define LEADER_ONLY(m, req, p, len)                                                                \
+    do {                                                                                           \
+        if (!(m)->leader) {                                                                        \
+            swc_control_forward((m), (req), (p), (len));                                           \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* ---- lookups ------------------------------------------------------------------- */
+
+static int resolve(struct swc_manager *m, int kind, const char *ref, struct swc_store_obj *o)
+{
+    size_t nmatch = 0;
+    if (ref == NULL || ref[0] == '\0') {
+        return SWC_EINVAL;
+    }
+    if (swc_store_get(m->store, kind, ref, o) == 0) {
+        return 0;
+    }
+    if (swc_store_find_by_name(m->store, kind, ref, o) == 0) {
+        return 0;
+    }
+    if (kind == SWARMC__OBJECT_KIND__OBJECT_KIND_NODE) {
+        /* nodes are also known by hostname */
+        struct swc_store_iter it;
+        swc_store_iter_kind(m->store, kind, &it);
+        while (swc_store_iter_next(&it, o)) {
+            Swarmc__Node *n = (Swarmc__Node *)swc_store_decode(o, NULL);
+            bool hit = n != NULL && n->description != NULL && n->description->hostname != NULL &&
+                       strcmp(n->description->hostname, ref) == 0;
+            if (n != NULL) {
+                swc_store_free_decoded(&n->base);
+            }
+            if (hit) {
+                return 0;
+            }
+        }
+    }
+    int rv = swc_store_find_by_prefix(m->store, kind, ref, o, &nmatch);
+    return rv;
+}
+
+static bool resolve_or_reply(struct swc_manager *m, struct swc_rpc_req *req, int kind,
+                             const char *ref, struct swc_store_obj *o)
+{
+    int rv = resolve(m, kind, ref, o);
+    if (rv == 0) {
+        return true;
+    }
+    const char *k = swc_store_kind_name(kind);
+    if (rv == SWC_EEXIST) {
+        reply_error(req, SWC_EINVAL,
+                    "%s reference \"%s\" is ambiguous: use more characters of the id", k, ref);
+    } else if (rv == SWC_EINVAL) {
+        reply_error(req, SWC_EINVAL, "no %s given", k);
+    } else {
+        reply_error(req, SWC_ENOENT, "%s %s not found", k, ref);
+    }
+    return false;
+}
+
+/* ---- write plumbing ------------------------------------------------------------- */
+
+struct pending_write {
+    struct swc_manager *m;
+    struct swc_rpc_req *req;
+    int kind;
+    char id[SWC_STORE_ID_MAX + 1];
+    int resp; /* which response to build */
+};
+
+enum {
+    RESP_SERVICE_CREATE,
+    RESP_SERVICE_UPDATE,
+    RESP_SERVICE_SCALE,
+    RESP_REMOVE,
+    RESP_NODE_UPDATE,
+    RESP_CLUSTER
+};
+
+static void write_done(void *data, int result, const char *msg)
+{
+    struct pending_write *w = data;
+    struct swc_manager *m = w->m;
+    if (result != 0) {
+        reply_error(w->req, result, "%s", msg != NULL && msg[0] ? msg : swc_strerror(result));
+        swc_free(w);
+        return;
+    }
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    ProtobufCMessage *obj = NULL;
+    if (w->resp != RESP_REMOVE) {
+        obj = swc_store_get_decoded(m->store, w->kind, w->id, NULL);
+    }
+    switch (w->resp) {
+    case RESP_SERVICE_CREATE: {
+        Swarmc__CreateServiceResponse r = SWARMC__CREATE_SERVICE_RESPONSE__INIT;
+        r.error = &e;
+        r.service = (Swarmc__Service *)obj;
+        reply_msg(w->req, &r.base, &e);
+        break;
+    }
+    case RESP_SERVICE_UPDATE: {
+        Swarmc__UpdateServiceResponse r = SWARMC__UPDATE_SERVICE_RESPONSE__INIT;
+        r.error = &e;
+        r.service = (Swarmc__Service *)obj;
+        reply_msg(w->req, &r.base, &e);
+        break;
+    }
+    case RESP_SERVICE_SCALE: {
+        Swarmc__ScaleServiceResponse r = SWARMC__SCALE_SERVICE_RESPONSE__INIT;
+        r.error = &e;
+        r.service = (Swarmc__Service *)obj;
+        reply_msg(w->req, &r.base, &e);
+        break;
+    }
+    case RESP_NODE_UPDATE: {
+        Swarmc__UpdateNodeResponse r = SWARMC__UPDATE_NODE_RESPONSE__INIT;
+        r.error = &e;
+        r.node = (Swarmc__Node *)obj;
+        reply_msg(w->req, &r.base, &e);
+        break;
+    }
+    case RESP_CLUSTER: {
+        Swarmc__UpdateClusterResponse r = SWARMC__UPDATE_CLUSTER_RESPONSE__INIT;
+        r.error = &e;
+        r.cluster = (Swarmc__Cluster *)obj;
+        reply_msg(w->req, &r.base, &e);
+        break;
+    }
+    default: {
+        Swarmc__RemoveServiceResponse r = SWARMC__REMOVE_SERVICE_RESPONSE__INIT;
+        r.error = &e;
+        reply_msg(w->req, &r.base, &e);
+        break;
+    }
+    }
+    swc_store_free_decoded(obj);
+    swc_free(w);
+}
+
+/* Propose one action on obj (or a remove) and reply when applied. */
+static void write_one(struct swc_manager *m, struct swc_rpc_req *req, int action, int kind,
+                      const char *id, const ProtobufCMessage *obj, uint64_t version, int resp)
+{
+    struct swc_store_txn t;
+    struct pending_write *w = swc_calloc(1, sizeof *w);
+    if (w == NULL || swc_store_txn_init(&t, ++m->proposal_seq, m->node_id) != 0) {
+        swc_free(w);
+        reply_error(req, SWC_ENOMEM, "out of memory");
+        return;
+    }
+    w->m = m;
+    w->req = req;
+    w->kind = kind;
+    w->resp = resp;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    int rv;
+    if (action == SWARMC__STORE_ACTION_KIND__STORE_ACTION_CREATE) {
+        rv = swc_store_txn_create(&t, kind, obj);
+    } else if (action == SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE) {
+        rv = swc_store_txn_update(&t, kind, obj, version);
+    } else {
+        rv = swc_store_txn_remove(&t, kind, id, version);
+    }
+    if (rv == 0) {
+        rv = swc_manager_write(m, &t, write_done, w);
+    }
+    swc_store_txn_free(&t);
+    if (rv != 0) {
+        swc_free(w);
+        reply_error(req, rv, "write %s %s: %s", swc_store_kind_name(kind), id, swc_strerror(rv));
+    }
+}
+
+/* ---- services ------------------------------------------------------------------- */
+
+static bool name_taken(struct swc_manager *m, const char *name, const char *except_id)
+{
+    struct swc_store_obj o;
+    return swc_store_find_by_name(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, name, &o) ==
+               0 &&
+           (except_id == NULL || strcmp(o.id, except_id) != 0);
+}
+
+static void h_create_service(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_err err;
+    LEADER_ONLY(m, req, p, len);
+    Swarmc__CreateServiceRequest *r =
+        swarmc__create_service_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL || r->spec == NULL) {
+        reply_error(req, SWC_EINVAL, "create service: no spec in the request");
+        goto out;
+    }
+    if (swc_spec_fill_defaults(r->spec) != 0) {
+        reply_error(req, SWC_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (swc_spec_validate(r->spec, &err) != 0) {
+        reply_error(req, err.code, "%s", swc_err_msg(&err));
+        goto out;
+    }
+    if (name_taken(m, r->spec->annotations->name, NULL)) {
+        reply_error(req, SWC_EEXIST,
+                    "service name \"%s\" is already in use: choose another --name or remove the "
+                    "existing service",
+                    r->spec->annotations->name);
+        goto out;
+    }
+    Swarmc__Service s = SWARMC__SERVICE__INIT;
+    Swarmc__Meta meta = SWARMC__META__INIT;
+    char id[SWC_ID_LEN + 1];
+    swc_id_new(id);
+    s.id = id;
+    meta.created_at = meta.updated_at = swc_now_wall();
+    s.meta = &meta;
+    s.spec = r->spec;
+    s.spec_version = 1;
+    s.endpoint = NULL;
+    Swarmc__JobStatus js = SWARMC__JOB_STATUS__INIT;
+    if (r->spec->mode_case == SWARMC__SERVICE_SPEC__MODE_REPLICATED_JOB ||
+        r->spec->mode_case == SWARMC__SERVICE_SPEC__MODE_GLOBAL_JOB) {
+        js.job_iteration = 1;
+        js.last_execution = meta.created_at;
+        s.job_status = &js;
+    }
+    write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_CREATE,
+              SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, id, &s.base, 0, RESP_SERVICE_CREATE);
+out:
+    if (r != NULL) {
+        swarmc__create_service_request__free_unpacked(r, &swc_pb_allocator);
+    }
+}
+
+static void h_get_service(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    Swarmc__GetServiceRequest *r = swarmc__get_service_request__unpack(&swc_pb_allocator, len, p);
+    struct swc_store_obj o;
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, r->ref, &o)) {
+        Swarmc__GetServiceResponse resp = SWARMC__GET_SERVICE_RESPONSE__INIT;
+        Swarmc__Error e = SWARMC__ERROR__INIT;
+        resp.error = &e;
+        resp.service = (Swarmc__Service *)swc_store_decode(&o, NULL);
+        reply_msg(req, &resp.base, &e);
+        swc_store_free_decoded(&resp.service->base);
+    }
+    swarmc__get_service_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+/* Replace svc's spec with spec: keep the previous one and a bounded history. */
+static int set_spec(Swarmc__Service *svc, Swarmc__ServiceSpec *spec, Swarmc__SpecRevision *rev,
+                    Swarmc__SpecRevision **hist, size_t *nhist)
+{
+    /* history: the old revisions plus the outgoing spec, newest last */
+    size_t n = 0;
+    for (size_t i = 0; i < svc->n_history && n < HISTORY_MAX - 1; i++) {
+        size_t skip = svc->n_history > HISTORY_MAX - 1 ? svc->n_history - (HISTORY_MAX - 1) : 0;
+        if (i < skip) {
+            continue;
+        }
+        hist[n++] = svc->history[i];
+    }
+    swarmc__spec_revision__init(rev);
+    rev->spec_version = svc->spec_version;
+    rev->spec = svc->spec;
+    hist[n++] = rev;
+    *nhist = n;
+    svc->previous_spec = svc->spec;
+    svc->previous_spec_version = svc->spec_version;
+    svc->spec = spec;
+    svc->spec_version++;
+    return 0;
+}
+
+static void h_update_service(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_err err;
+    struct swc_store_obj o;
+    Swarmc__Service *svc = NULL;
+    LEADER_ONLY(m, req, p, len);
+    Swarmc__UpdateServiceRequest *r =
+        swarmc__update_service_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    if (!resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, r->ref, &o)) {
+        goto out;
+    }
+    if (r->version != 0 && r->version != o.version) {
+        reply_error(req, SWC_ECONFLICT,
+                    "service %s changed since you read it (version %llu, now %llu): read it again "
+                    "and retry",
+                    o.id, (unsigned long long)r->version, (unsigned long long)o.version);
+        goto out;
+    }
+    svc = (Swarmc__Service *)swc_store_decode(&o, NULL);
+    if (svc == NULL) {
+        reply_error(req, SWC_ENOMEM, "out of memory");
+        goto out;
+    }
+    Swarmc__ServiceSpec *newspec = NULL;
+    if (r->rollback) {
+        if (r->rollback_to_revision != 0) {
+            for (size_t i = 0; i < svc->n_history; i++) {
+                if (svc->history[i]->spec_version == r->rollback_to_revision) {
+                    newspec = svc->history[i]->spec;
+                }
+            }
+            if (newspec == NULL) {
+                reply_error(req, SWC_ENOENT, "service %s has no revision %llu in its history",
+                            svc->spec->annotations->name,
+                            (unsigned long long)r->rollback_to_revision);
+                goto out;
+            }
+        } else if (svc->previous_spec == NULL) {
+            reply_error(req, SWC_ESTATE, "service %s has no previous spec to roll back to",
+                        svc->spec->annotations->name);
+            goto out;
+        } else {
+            newspec = svc->previous_spec;
+        }
+    } else {
+        if (r->spec == NULL) {
+            reply_error(req, SWC_EINVAL, "update service: no spec in the request");
+            goto out;
+        }
+        if (swc_spec_fill_defaults(r->spec) != 0) {
+            reply_error(req, SWC_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (swc_spec_validate(r->spec, &err) != 0) {
+            reply_error(req, err.code, "%s", swc_err_msg(&err));
+            goto out;
+        }
+        if (r->spec->mode_case != svc->spec->mode_case) {
+            reply_error(req, SWC_EINVAL,
+                        "mode: a service's mode cannot change; remove and create it again");
+            goto out;
+        }
+        if (name_taken(m, r->spec->annotations->name, svc->id)) {
+            reply_error(req, SWC_EEXIST, "service name \"%s\" is already in use",
+                        r->spec->annotations->name);
+            goto out;
+        }
+        newspec = r->spec;
+    }
+    Swarmc__ServiceSpec *old_spec = svc->spec, *old_prev = svc->previous_spec;
+    Swarmc__SpecRevision **old_hist = svc->history;
+    size_t old_nhist = svc->n_history;
+    uint64_t old_ver = svc->spec_version, old_prev_ver = svc->previous_spec_version;
+    Swarmc__SpecRevision rev, *hist[HISTORY_MAX];
+    size_t nhist = 0;
+    set_spec(svc, newspec, &rev, hist, &nhist);
+    svc->history = hist;
+    svc->n_history = nhist;
+    Swarmc__UpdateStatus us = SWARMC__UPDATE_STATUS__INIT, *old_us = svc->update_status;
+    us.state = r->rollback ? SWARMC__UPDATE_STATE__UPDATE_STATE_ROLLBACK_STARTED
+                           : SWARMC__UPDATE_STATE__UPDATE_STATE_UPDATING;
+    us.started_at = swc_now_wall();
+    us.message = r->rollback ? "manually requested rollback" : "update in progress";
+    svc->update_status = &us;
+    Swarmc__JobStatus js = SWARMC__JOB_STATUS__INIT, *old_js = svc->job_status;
+    if (old_js != NULL) {
+        js = *old_js;
+        js.job_iteration++;
+        js.last_execution = us.started_at;
+        svc->job_status = &js;
+    }
+    write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE,
+              SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, svc->id, &svc->base, o.version,
+              RESP_SERVICE_UPDATE);
+    /* give the decoded object its own pointers back before freeing it */
+    svc->spec = old_spec;
+    svc->previous_spec = old_prev;
+    svc->history = old_hist;
+    svc->n_history = old_nhist;
+    svc->spec_version = old_ver;
+    svc->previous_spec_version = old_prev_ver;
+    svc->update_status = old_us;
+    svc->job_status = old_js;
+out:
+    if (svc != NULL) {
+        swc_store_free_decoded(&svc->base);
+    }
+    swarmc__update_service_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+static void h_scale_service(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_store_obj o;
+    LEADER_ONLY(m, req, p, len);
+    Swarmc__ScaleServiceRequest *r =
+        swarmc__scale_service_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, r->ref, &o)) {
+        Swarmc__Service *svc = (Swarmc__Service *)swc_store_decode(&o, NULL);
+        if (svc == NULL) {
+            reply_error(req, SWC_ENOMEM, "out of memory");
+        } else if (svc->spec->mode_case != SWARMC__SERVICE_SPEC__MODE_REPLICATED) {
+            reply_error(req, SWC_EINVAL, "scale: service %s is not in replicated mode",
+                        svc->spec->annotations->name);
+        } else if (r->replicas > SWC_SPEC_MAX_REPLICAS) {
+            reply_error(req, SWC_EINVAL, "replicas: %llu is more than the limit of %d",
+                        (unsigned long long)r->replicas, SWC_SPEC_MAX_REPLICAS);
+        } else {
+            /* Scaling changes only the count: no new spec version, no rolling. */
+            svc->spec->replicated->replicas = r->replicas;
+            write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE,
+                      SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, svc->id, &svc->base, o.version,
+                      RESP_SERVICE_SCALE);
+        }
+        swc_store_free_decoded(&svc->base);
+    }
+    swarmc__scale_service_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+static void h_remove_service(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_store_obj o;
+    LEADER_ONLY(m, req, p, len);
+    Swarmc__RemoveServiceRequest *r =
+        swarmc__remove_service_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, r->ref, &o)) {
+        /* The reaper deletes the tasks, which tells workers to remove them. */
+        write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_REMOVE,
+                  SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, o.id, NULL, o.version, RESP_REMOVE);
+    }
+    swarmc__remove_service_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+static void h_list_services(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    Swarmc__ListServicesRequest *r =
+        swarmc__list_services_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    size_t n = swc_store_count(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE), k = 0;
+    Swarmc__Service **svcs = swc_calloc(n + 1, sizeof *svcs);
+    Swarmc__ServiceCounts *counts = swc_calloc(n + 1, sizeof *counts);
+    Swarmc__ServiceCounts **cptr = swc_calloc(n + 1, sizeof *cptr);
+    if (svcs == NULL || counts == NULL || cptr == NULL) {
+        reply_error(req, SWC_ENOMEM, "out of memory");
+        goto out;
+    }
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, &it);
+    while (swc_store_iter_next(&it, &o) && k < n) {
+        if (r->name_prefix != NULL && r->name_prefix[0] != '\0' &&
+            strncmp(o.name, r->name_prefix, strlen(r->name_prefix)) != 0) {
+            continue;
+        }
+        svcs[k] = (Swarmc__Service *)swc_store_decode(&o, NULL);
+        if (svcs[k] == NULL) {
+            continue;
+        }
+        struct swc_store_counts c;
+        swc_store_service_counts(m->store, o.id, &c);
+        swarmc__service_counts__init(&counts[k]);
+        counts[k].service_id = svcs[k]->id;
+        counts[k].running = c.running;
+        counts[k].desired = c.desired;
+        counts[k].completed = c.completed;
+        if (svcs[k]->spec != NULL &&
+            svcs[k]->spec->mode_case == SWARMC__SERVICE_SPEC__MODE_REPLICATED &&
+            svcs[k]->spec->replicated != NULL) {
+            counts[k].desired = svcs[k]->spec->replicated->replicas;
+        }
+        cptr[k] = &counts[k];
+        k++;
+    }
+    Swarmc__ListServicesResponse resp = SWARMC__LIST_SERVICES_RESPONSE__INIT;
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    resp.error = &e;
+    resp.n_services = k;
+    resp.services = svcs;
+    resp.n_counts = k;
+    resp.counts = cptr;
+    reply_msg(req, &resp.base, &e);
+out:
+    for (size_t i = 0; svcs != NULL && i < k; i++) {
+        swc_store_free_decoded(&svcs[i]->base);
+    }
+    swc_free(svcs);
+    swc_free(counts);
+    swc_free(cptr);
+    swarmc__list_services_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+/* ---- tasks ---------------------------------------------------------------------- */
+
+static void h_list_tasks(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    Swarmc__ListTasksRequest *r = swarmc__list_tasks_request__unpack(&swc_pb_allocator, len, p);
+    struct swc_store_obj so, no;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    bool by_service = r->service_ref != NULL && r->service_ref[0] != '\0';
+    bool by_node = r->node_ref != NULL && r->node_ref[0] != '\0';
+    if (by_service &&
+        !resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, r->service_ref, &so)) {
+        goto done;
+    }
+    if (by_node &&
+        !resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, r->node_ref, &no)) {
+        goto done;
+    }
+    char svc_id[SWC_STORE_ID_MAX + 1] = "", node_id[SWC_STORE_ID_MAX + 1] = "";
+    if (by_service) {
+        snprintf(svc_id, sizeof svc_id, "%s", so.id);
+    }
+    if (by_node) {
+        snprintf(node_id, sizeof node_id, "%s", no.id);
+    }
+    if (by_service) {
+        swc_store_iter_service_tasks(m->store, svc_id, &it);
+    } else if (by_node) {
+        swc_store_iter_node_tasks(m->store, node_id, &it);
+    } else {
+        swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, &it);
+    }
+    size_t cap = 64, k = 0;
+    Swarmc__Task **tasks = swc_malloc(cap * sizeof *tasks);
+    while (tasks != NULL && swc_store_iter_next(&it, &o)) {
+        if (by_node && strcmp(o.node_id, node_id) != 0) {
+            continue;
+        }
+        if (r->n_desired_states > 0) {
+            bool ok = false;
+            for (size_t i = 0; i < r->n_desired_states; i++) {
+                ok |= (int)r->desired_states[i] == o.desired_state;
+            }
+            if (!ok) {
+                continue;
+            }
+        }
+        if (k == cap) {
+            Swarmc__Task **nt = swc_realloc(tasks, cap * 2 * sizeof *nt);
+            if (nt == NULL) {
+                break;
+            }
+            tasks = nt;
+            cap *= 2;
+        }
+        tasks[k] = (Swarmc__Task *)swc_store_decode(&o, NULL);
+        if (tasks[k] == NULL) {
+            continue;
+        }
+        if (r->name_prefix != NULL && r->name_prefix[0] != '\0' &&
+            (tasks[k]->annotations == NULL || tasks[k]->annotations->name == NULL ||
+             strncmp(tasks[k]->annotations->name, r->name_prefix, strlen(r->name_prefix)) != 0)) {
+            swc_store_free_decoded(&tasks[k]->base);
+            continue;
+        }
+        k++;
+    }
+    /* node id -> hostname for display */
+    size_t nn = swc_store_count(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE), j = 0;
+    Swarmc__ListTasksResponse__NodeNamesEntry *ents = swc_calloc(nn + 1, sizeof *ents);
+    Swarmc__ListTasksResponse__NodeNamesEntry **eptr = swc_calloc(nn + 1, sizeof *eptr);
+    Swarmc__Node **nodes = swc_calloc(nn + 1, sizeof *nodes);
+    if (ents != NULL && eptr != NULL && nodes != NULL) {
+        swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
+        while (swc_store_iter_next(&it, &o) && j < nn) {
+            nodes[j] = (Swarmc__Node *)swc_store_decode(&o, NULL);
+            if (nodes[j] == NULL) {
+                continue;
+            }
+            swarmc__list_tasks_response__node_names_entry__init(&ents[j]);
+            ents[j].key = nodes[j]->id;
+            ents[j].value = nodes[j]->description != NULL && nodes[j]->description->hostname != NULL
+                                ? nodes[j]->description->hostname
+                                : nodes[j]->id;
+            eptr[j] = &ents[j];
+            j++;
+        }
+    }
+    Swarmc__ListTasksResponse resp = SWARMC__LIST_TASKS_RESPONSE__INIT;
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    resp.error = &e;
+    resp.n_tasks = k;
+    resp.tasks = tasks;
+    resp.n_node_names = j;
+    resp.node_names = eptr;
+    reply_msg(req, &resp.base, &e);
+    for (size_t i = 0; i < k; i++) {
+        swc_store_free_decoded(&tasks[i]->base);
+    }
+    for (size_t i = 0; nodes != NULL && i < j; i++) {
+        swc_store_free_decoded(&nodes[i]->base);
+    }
+    swc_free(tasks);
+    swc_free(ents);
+    swc_free(eptr);
+    swc_free(nodes);
+done:
+    swarmc__list_tasks_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+static void h_get_task(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    Swarmc__GetTaskRequest *r = swarmc__get_task_request__unpack(&swc_pb_allocator, len, p);
+    struct swc_store_obj o;
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, r->ref, &o)) {
+        Swarmc__GetTaskResponse resp = SWARMC__GET_TASK_RESPONSE__INIT;
+        Swarmc__Error e = SWARMC__ERROR__INIT;
+        resp.error = &e;
+        resp.task = (Swarmc__Task *)swc_store_decode(&o, NULL);
+        reply_msg(req, &resp.base, &e);
+        swc_store_free_decoded(&resp.task->base);
+    }
+    swarmc__get_task_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+/* ---- nodes ---------------------------------------------------------------------- */
+
+/* Whether the raft member at cluster address addr is reachable (as the
+ * leader last heard; self is always reachable). */
+static bool member_reachable(const struct swc_raft_member *members, size_t n, const char *addr,
+                             bool self)
+{
+    if (self) {
+        return true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char host[SWC_RAFT_ADDR_MAX];
+        snprintf(host, sizeof host, "%s", members[i].address);
+        char *colon = strrchr(host, ':');
+        if (colon == NULL) {
+            continue;
+        }
+        *colon = '\0';
+        char caddr[SWC_RAFT_ADDR_MAX + 16];
+        snprintf(caddr, sizeof caddr, "%s:%d", host, atoi(colon + 1) - 1);
+        if (strcmp(caddr, addr) == 0) {
+            return members[i].reachable || members[i].leader;
+        }
+    }
+    return false;
+}
+
+static void h_list_nodes(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    Swarmc__ListNodesRequest *r = swarmc__list_nodes_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    size_t n = swc_store_count(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE), k = 0;
+    Swarmc__Node **nodes = swc_calloc(n + 1, sizeof *nodes);
+    Swarmc__ManagerStatus *ms = swc_calloc(n + 1, sizeof *ms);
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    char leader_addr[SWC_RAFT_ADDR_MAX] = "";
+    struct swc_raft_member *members = NULL;
+    size_t nmembers = 0;
+    swc_manager_leader_addr(m, leader_addr, sizeof leader_addr);
+    swc_raft_members(m->raft, &members, &nmembers);
+    swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
+    while (nodes != NULL && ms != NULL && swc_store_iter_next(&it, &o) && k < n) {
+        Swarmc__Node *node = (Swarmc__Node *)swc_store_decode(&o, NULL);
+        if (node == NULL) {
+            continue;
+        }
+        const char *role = r->role != NULL ? r->role : "";
+        if ((strcmp(role, "manager") == 0 && node->role != SWARMC__NODE_ROLE__NODE_ROLE_MANAGER) ||
+            (strcmp(role, "worker") == 0 && node->role != SWARMC__NODE_ROLE__NODE_ROLE_WORKER)) {
+            swc_store_free_decoded(&node->base);
+            continue;
+        }
+        if (node->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER && node->manager_status == NULL) {
+            /* Managers are matched to raft members by address (the cluster
+             * address is the raft address minus one, docs/design.md). */
+            const char *addr =
+                node->status != NULL && node->status->addr != NULL ? node->status->addr : "";
+            swarmc__manager_status__init(&ms[k]);
+            ms[k].addr = node->status != NULL ? node->status->addr : NULL;
+            ms[k].leader = (strcmp(node->id, m->node_id) == 0 && m->leader) ||
+                           (leader_addr[0] != '\0' && strcmp(addr, leader_addr) == 0);
+            ms[k].reachability =
+                member_reachable(members, nmembers, addr, strcmp(node->id, m->node_id) == 0)
+                    ? SWARMC__REACHABILITY__REACHABILITY_REACHABLE
+                    : SWARMC__REACHABILITY__REACHABILITY_UNREACHABLE;
+            node->manager_status = &ms[k];
+        }
+        nodes[k++] = node;
+    }
+    Swarmc__ListNodesResponse resp = SWARMC__LIST_NODES_RESPONSE__INIT;
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    resp.error = &e;
+    resp.n_nodes = k;
+    resp.nodes = nodes;
+    resp.self_id = m->node_id;
+    reply_msg(req, &resp.base, &e);
+    for (size_t i = 0; i < k; i++) {
+        if (nodes[i]->manager_status >= ms && nodes[i]->manager_status < ms + n + 1) {
+            nodes[i]->manager_status = NULL;
+        }
+        swc_store_free_decoded(&nodes[i]->base);
+    }
+    swc_free(nodes);
+    swc_free(ms);
+    swc_free(members);
+    swarmc__list_nodes_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+static void h_get_node(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    Swarmc__GetNodeRequest *r = swarmc__get_node_request__unpack(&swc_pb_allocator, len, p);
+    struct swc_store_obj o;
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, r->ref, &o)) {
+        Swarmc__GetNodeResponse resp = SWARMC__GET_NODE_RESPONSE__INIT;
+        Swarmc__Error e = SWARMC__ERROR__INIT;
+        resp.error = &e;
+        resp.node = (Swarmc__Node *)swc_store_decode(&o, NULL);
+        reply_msg(req, &resp.base, &e);
+        swc_store_free_decoded(&resp.node->base);
+    }
+    swarmc__get_node_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+static void h_update_node(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_store_obj o;
+    LEADER_ONLY(m, req, p, len);
+    Swarmc__UpdateNodeRequest *r = swarmc__update_node_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL || r->spec == NULL) {
+        reply_error(req, SWC_EINVAL, "update node: no spec in the request");
+        goto out;
+    }
+    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, r->ref, &o)) {
+        if (r->version != 0 && r->version != o.version) {
+            reply_error(req, SWC_ECONFLICT,
+                        "node %s changed since you read it: read it again and retry", o.id);
+            goto out;
+        }
+        if (r->spec->desired_role == SWARMC__NODE_ROLE__NODE_ROLE_WORKER &&
+            strcmp(o.id, m->node_id) == 0) {
+            reply_error(
+                req, SWC_EQUORUM,
+                "node %s is the last manager: demoting it would leave the cluster without managers",
+                o.id);
+            goto out;
+        }
+        Swarmc__Node *node = (Swarmc__Node *)swc_store_decode(&o, NULL);
+        if (node == NULL) {
+            reply_error(req, SWC_ENOMEM, "out of memory");
+            goto out;
+        }
+        Swarmc__NodeSpec *old = node->spec;
+        node->spec = r->spec;
+        write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE,
+                  SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, node->id, &node->base, o.version,
+                  RESP_NODE_UPDATE);
+        node->spec = old;
+        swc_store_free_decoded(&node->base);
+    }
+out:
+    if (r != NULL) {
+        swarmc__update_node_request__free_unpacked(r, &swc_pb_allocator);
+    }
+}
+
+static void h_remove_node(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_store_obj o;
+    LEADER_ONLY(m, req, p, len);
+    Swarmc__RemoveNodeRequest *r = swarmc__remove_node_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        reply_error(req, SWC_EPROTO, "undecodable request");
+        return;
+    }
+    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, r->ref, &o)) {
+        Swarmc__Node *node = (Swarmc__Node *)swc_store_decode(&o, NULL);
+        if (node == NULL) {
+            reply_error(req, SWC_ENOMEM, "out of memory");
+        } else if (node->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER) {
+            reply_error(req, SWC_ESTATE,
+                        "node %s is a manager: demote it first (swarmc node demote %s)", o.id,
+                        o.id);
+        } else if (!r->force && node->status != NULL &&
+                   node->status->state == SWARMC__NODE_STATE__NODE_STATE_READY) {
+            reply_error(
+                req, SWC_ESTATE,
+                "node %s is not down and can't be removed: stop its daemon first, or use --force",
+                o.id);
+        } else {
+            write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_REMOVE,
+                      SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, o.id, NULL, 0, RESP_REMOVE);
+        }
+        if (node != NULL) {
+            swc_store_free_decoded(&node->base);
+        }
+    }
+    swarmc__remove_node_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+/* ---- cluster --------------------------------------------------------------------- */
+
+static void h_get_cluster(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &it);
+    if (!swc_store_iter_next(&it, &o)) {
+        reply_error(req, SWC_ENOENT, "the cluster object is not written yet");
+        return;
+    }
+    Swarmc__GetClusterResponse resp = SWARMC__GET_CLUSTER_RESPONSE__INIT;
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    resp.error = &e;
+    resp.cluster = (Swarmc__Cluster *)swc_store_decode(&o, NULL);
+    reply_msg(req, &resp.base, &e);
+    swc_store_free_decoded(&resp.cluster->base);
+}
+
+struct backup_req {
+    struct swc_rpc_req *req;
+    char path[4096];
+    uint64_t objects;
+};
+
+static void backup_done(void *data, int code, const struct swc_err *err)
+{
+    struct backup_req *b = data;
+    if (code != 0) {
+        reply_error(b->req, code, "backup: %s",
+                    err != NULL ? swc_err_msg(err) : swc_strerror(code));
+    } else {
+        Swarmc__BackupClusterResponse resp = SWARMC__BACKUP_CLUSTER_RESPONSE__INIT;
+        Swarmc__Error e = SWARMC__ERROR__INIT;
+        resp.error = &e;
+        resp.path = b->path;
+        resp.objects = b->objects;
+        reply_msg(b->req, &resp.base, &e);
+    }
+    swc_free(b);
+}
+
+static void h_backup(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    Swarmc__BackupClusterRequest *r =
+        swarmc__backup_cluster_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL || r->path == NULL || r->path[0] != '/') {
+        reply_error(req, SWC_EINVAL, "backup: the path must be absolute");
+        goto out;
+    }
+    struct backup_req *b = swc_calloc(1, sizeof *b);
+    if (b == NULL) {
+        reply_error(req, SWC_ENOMEM, "out of memory");
+        goto out;
+    }
+    b->req = req;
+    snprintf(b->path, sizeof b->path, "%s", r->path);
+    for (int k = 1; k < SWC_STORE_KIND_MAX; k++) {
+        b->objects += swc_store_count(m->store, k);
+    }
+    int rv = swc_store_backup(m->store, m->loop, b->path, backup_done, b);
+    if (rv != 0) {
+        swc_free(b);
+        reply_error(req, rv, "backup to %s: %s", r->path, swc_strerror(rv));
+    }
+out:
+    if (r != NULL) {
+        swarmc__backup_cluster_request__free_unpacked(r, &swc_pb_allocator);
+    }
+}
+
+void swc_control_register(struct swc_manager *m, struct swc_rpc_server *srv)
+{
+    static const struct {
+        const char *name;
+        swc_rpc_handler h;
+    } methods[] = {
+        {"control.CreateService", h_create_service}, {"control.GetService", h_get_service},
+        {"control.UpdateService", h_update_service}, {"control.ScaleService", h_scale_service},
+        {"control.RemoveService", h_remove_service}, {"control.ListServices", h_list_services},
+        {"control.ListTasks", h_list_tasks},         {"control.GetTask", h_get_task},
+        {"control.ListNodes", h_list_nodes},         {"control.GetNode", h_get_node},
+        {"control.UpdateNode", h_update_node},       {"control.RemoveNode", h_remove_node},
+        {"control.GetCluster", h_get_cluster},       {"control.BackupCluster", h_backup},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        swc_rpc_server_register(srv, methods[i].name, false, methods[i].h, m);
+    }
+}

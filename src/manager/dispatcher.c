@@ -1,0 +1,846 @@
+/* The dispatcher: the leader's side of worker sessions (DESIGN §6.5).
+ *
+ * Per node one session: "dispatcher.Session" registers the node (writing its
+ * description and READY into the store) and stays open as the session's
+ * lifeline; "dispatcher.Heartbeat" only touches memory (no raft write per
+ * heartbeat); "dispatcher.Assignments" streams the node's tasks: a complete
+ * set first, then numbered incremental changes built from store events and
+ * flushed at each commit; "dispatcher.UpdateTaskStatus" queues statuses,
+ * which are coalesced and written in batches every 100 ms. A status that
+ * would move a task backwards is dropped, and a node may only report its own
+ * tasks. A timer marks nodes DOWN after 3 missed heartbeat periods (6 right
+ * after this manager became leader). A manager that is not the leader
+ * answers a session with "not the leader, try X". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/id.h"
+#include "base/log.h"
+#include "manager/manager_int.h"
+
+#define MOD             "dispatcher"
+#define STATUS_FLUSH_MS 100
+#define CHECK_MS        500
+#define REG_WINDOW_NS   (8 * SWC_NS_PER_SEC)
+#define REG_MAX         3
+
+struct sent_task {
+    char id[SWC_STORE_ID_MAX + 1];
+    int desired;
+    uint64_t spec_version;
+    UT_hash_handle hh;
+};
+
+struct session {
+    char node_id[SWC_STORE_ID_MAX + 1];
+    char session_id[SWC_ID_LEN + 1];
+    struct swc_dispatcher *d;
+    struct swc_rpc_req *session_req;
+    struct swc_rpc_req *assign_req;
+    int64_t last_seen;
+    uint64_t seq;
+    struct sent_task *sent;
+    Swarmc__Assignment **pending; /* incremental changes not yet sent */
+    size_t npending, cap;
+    bool down_written;
+    int64_t reg_times[REG_MAX];
+    UT_hash_handle hh;
+};
+
+struct status_item {
+    char task_id[SWC_STORE_ID_MAX + 1];
+    char node_id[SWC_STORE_ID_MAX + 1];
+    uint8_t *bytes;
+    size_t len;
+    UT_hash_handle hh;
+};
+
+struct swc_dispatcher {
+    struct swc_manager *m;
+    struct session *sessions;
+    struct status_item *statuses;
+    struct swc_store_watch watch;
+    bool watching;
+    bool leader;
+    int64_t leader_since;
+    uv_timer_t flush_timer;
+    uv_timer_t check_timer;
+    bool flush_armed;
+    int status_inflight;
+    bool closing;
+    int open_timers;
+};
+
+/* ---- assignments ------------------------------------------------------------ */
+
+static Swarmc__Assignment *make_update(const struct swc_store_obj *o)
+{
+    Swarmc__Assignment *a = swc_calloc(1, sizeof *a);
+    if (a == NULL) {
+        return NULL;
+    }
+    swarmc__assignment__init(a);
+    a->action = SWARMC__ASSIGNMENT_ACTION__ASSIGNMENT_UPDATE;
+    a->item_case = SWARMC__ASSIGNMENT__ITEM_TASK;
+    a->task = (Swarmc__Task *)swc_store_decode(o, NULL);
+    if (a->task == NULL) {
+        swc_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static Swarmc__Assignment *make_remove(const char *id)
+{
+    Swarmc__Assignment *a = swc_calloc(1, sizeof *a);
+    if (a == NULL) {
+        return NULL;
+    }
+    swarmc__assignment__init(a);
+    a->action = SWARMC__ASSIGNMENT_ACTION__ASSIGNMENT_REMOVE;
+    a->removed_id = swc_strdup(id);
+    if (a->removed_id == NULL) {
+        swc_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static void free_assignment(Swarmc__Assignment *a)
+{
+    if (a->task != NULL) {
+        swc_store_free_decoded(&a->task->base);
+    }
+    if (a->removed_id != protobuf_c_empty_string) {
+        swc_free(a->removed_id);
+    }
+    swc_free(a);
+}
+
+static void clear_pending(struct session *s)
+{
+    for (size_t i = 0; i < s->npending; i++) {
+        free_assignment(s->pending[i]);
+    }
+    s->npending = 0;
+}
+
+static void clear_sent(struct session *s)
+{
+    struct sent_task *e, *tmp;
+    HASH_ITER(hh, s->sent, e, tmp)
+    {
+        HASH_DEL(s->sent, e);
+        swc_free(e);
+    }
+}
+
+static int push_pending(struct session *s, Swarmc__Assignment *a)
+{
+    if (s->npending == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        Swarmc__Assignment **p = swc_realloc(s->pending, cap * sizeof *p);
+        if (p == NULL) {
+            free_assignment(a);
+            return SWC_ENOMEM;
+        }
+        s->pending = p;
+        s->cap = cap;
+    }
+    s->pending[s->npending++] = a;
+    return 0;
+}
+
+static void note_sent(struct session *s, const struct swc_store_obj *o, uint64_t spec_version)
+{
+    struct sent_task *e = NULL;
+    HASH_FIND_STR(s->sent, o->id, e);
+    if (e == NULL) {
+        e = swc_calloc(1, sizeof *e);
+        if (e == NULL) {
+            return;
+        }
+        snprintf(e->id, sizeof e->id, "%s", o->id);
+        HASH_ADD_STR(s->sent, id, e);
+    }
+    e->desired = o->desired_state;
+    e->spec_version = spec_version;
+}
+
+static bool assignable(const struct swc_store_obj *o)
+{
+    return o->state >= SWARMC__TASK_STATE__TASK_STATE_ASSIGNED;
+}
+
+static int send_message(struct session *s, int type)
+{
+    Swarmc__AssignmentsMessage msg = SWARMC__ASSIGNMENTS_MESSAGE__INIT;
+    msg.type = (Swarmc__AssignmentsType)type;
+    msg.applies_to = s->seq;
+    msg.sequence = ++s->seq;
+    msg.n_changes = s->npending;
+    msg.changes = s->pending;
+    size_t len;
+    uint8_t *buf = swc_pb_pack(&msg.base, &len);
+    int rv = SWC_ENOMEM;
+    if (buf != NULL) {
+        rv = swc_rpc_send(s->assign_req, buf, len);
+        swc_free(buf);
+    }
+    clear_pending(s);
+    if (rv != 0) {
+        /* Busy or gone: the worker sees a gap and asks for a full set. */
+        swc_debugf(MOD, "node %s: assignments send: %s", s->node_id, swc_strerror(rv));
+    }
+    return rv;
+}
+
+static void send_complete(struct session *s)
+{
+    struct swc_store *st = s->d->m->store;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    clear_pending(s);
+    clear_sent(s);
+    swc_store_iter_node_tasks(st, s->node_id, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        if (!assignable(&o)) {
+            continue;
+        }
+        Swarmc__Assignment *a = make_update(&o);
+        if (a == NULL || push_pending(s, a) != 0) {
+            continue;
+        }
+        note_sent(s, &o, a->task->spec_version);
+    }
+    send_message(s, SWARMC__ASSIGNMENTS_TYPE__ASSIGNMENTS_COMPLETE);
+}
+
+/* A task changed: queue what its node must hear. */
+static void task_changed(struct swc_dispatcher *d, const struct swc_store_event *ev)
+{
+    struct swc_store *st = d->m->store;
+    struct swc_store_obj o;
+    struct session *s;
+    if (ev->type == SWC_STORE_EV_REMOVE ||
+        swc_store_get(st, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, ev->id, &o) != 0) {
+        /* Gone: every session that had it hears a remove. */
+        for (s = d->sessions; s != NULL; s = s->hh.next) {
+            struct sent_task *e = NULL;
+            HASH_FIND_STR(s->sent, ev->id, e);
+            if (e != NULL && s->assign_req != NULL) {
+                HASH_DEL(s->sent, e);
+                swc_free(e);
+                Swarmc__Assignment *a = make_remove(ev->id);
+                if (a != NULL) {
+                    push_pending(s, a);
+                }
+            }
+        }
+        return;
+    }
+    HASH_FIND_STR(d->sessions, o.node_id, s);
+    if (s == NULL || s->assign_req == NULL || !assignable(&o)) {
+        return;
+    }
+    struct sent_task *e = NULL;
+    HASH_FIND_STR(s->sent, o.id, e);
+    if (e != NULL && e->desired == o.desired_state) {
+        return; /* a status change the worker itself reported */
+    }
+    Swarmc__Assignment *a = make_update(&o);
+    if (a != NULL && push_pending(s, a) == 0) {
+        note_sent(s, &o, a->task->spec_version);
+    }
+}
+
+static void on_event(void *data, const struct swc_store_event *ev)
+{
+    struct swc_dispatcher *d = data;
+    if (ev->type == SWC_STORE_EV_COMMIT) {
+        for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
+            if (s->assign_req != NULL && s->npending > 0) {
+                send_message(s, SWARMC__ASSIGNMENTS_TYPE__ASSIGNMENTS_INCREMENTAL);
+            }
+        }
+        return;
+    }
+    if (ev->type == SWC_STORE_EV_RESTORE) {
+        for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
+            if (s->assign_req != NULL) {
+                send_complete(s);
+            }
+        }
+        return;
+    }
+    if (ev->kind == SWARMC__OBJECT_KIND__OBJECT_KIND_TASK) {
+        task_changed(d, ev);
+    }
+}
+
+/* ---- node writes -------------------------------------------------------------- */
+
+static void node_written(void *data, int result, const char *msg)
+{
+    if (result != 0) {
+        swc_debugf(MOD, "node write: %s", msg);
+    }
+}
+
+/* Write the node's status (and description when given). */
+static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
+                       const char *message, const Swarmc__NodeDescription *desc, const char *addr,
+                       int role)
+{
+    struct swc_store *st = d->m->store;
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+        st, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, node_id, NULL);
+    Swarmc__Node fresh = SWARMC__NODE__INIT;
+    Swarmc__NodeSpec spec = SWARMC__NODE_SPEC__INIT;
+    Swarmc__Annotations ann = SWARMC__ANNOTATIONS__INIT;
+    Swarmc__Meta meta = SWARMC__META__INIT;
+    Swarmc__NodeStatus status = SWARMC__NODE_STATUS__INIT;
+    Swarmc__Node *w = n;
+    uint64_t version = 0;
+    int64_t now = swc_now_wall();
+    if (n == NULL) {
+        if (state != SWARMC__NODE_STATE__NODE_STATE_READY) {
+            return;
+        }
+        fresh.id = (char *)node_id;
+        meta.created_at = now;
+        fresh.meta = &meta;
+        spec.annotations = &ann;
+        spec.availability = SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE;
+        spec.desired_role = (Swarmc__NodeRole)role;
+        fresh.spec = &spec;
+        fresh.role = (Swarmc__NodeRole)role;
+        w = &fresh;
+    } else {
+        version = n->meta != NULL ? n->meta->version : 0;
+    }
+    Swarmc__NodeStatus *old_status = w->status;
+    Swarmc__NodeDescription *old_desc = w->description;
+    status.state = (Swarmc__NodeState)state;
+    status.message = (char *)message;
+    status.addr = (char *)(addr != NULL ? addr : (old_status != NULL ? old_status->addr : ""));
+    w->status = &status;
+    if (desc != NULL) {
+        w->description = (Swarmc__NodeDescription *)desc;
+    }
+    struct swc_store_txn t;
+    if (swc_store_txn_init(&t, ++d->m->proposal_seq, d->m->node_id) == 0) {
+        int rv = version == 0
+                     ? swc_store_txn_create(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &w->base)
+                     : swc_store_txn_update(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &w->base,
+                                            version);
+        if (rv == 0) {
+            swc_manager_write(d->m, &t, node_written, d);
+        }
+        swc_store_txn_free(&t);
+    }
+    w->status = old_status;
+    w->description = old_desc;
+    if (n != NULL) {
+        swc_store_free_decoded(&n->base);
+    }
+}
+
+/* ---- sessions ------------------------------------------------------------------ */
+
+static void session_free(struct swc_dispatcher *d, struct session *s)
+{
+    HASH_DEL(d->sessions, s);
+    clear_pending(s);
+    clear_sent(s);
+    swc_free(s->pending);
+    swc_free(s);
+}
+
+static void end_session(struct session *s, int status, const char *msg)
+{
+    if (s->assign_req != NULL) {
+        swc_rpc_end(s->assign_req, status, msg);
+        s->assign_req = NULL;
+    }
+    if (s->session_req != NULL) {
+        swc_rpc_end(s->session_req, status, msg);
+        s->session_req = NULL;
+    }
+}
+
+static void session_canceled(struct swc_rpc_req *req, int status, void *data)
+{
+    struct session *s = data;
+    if (s->session_req == req) {
+        s->session_req = NULL;
+        swc_rpc_end(req, SWC_ECANCELED, "session canceled");
+        /* The node stays READY until its heartbeats stop. */
+    }
+}
+
+static void assign_canceled(struct swc_rpc_req *req, int status, void *data)
+{
+    struct session *s = data;
+    if (s->assign_req == req) {
+        s->assign_req = NULL;
+        swc_rpc_end(req, SWC_ECANCELED, "assignments canceled");
+    }
+}
+
+static const char *peer_node(struct swc_rpc_req *req, const char *claimed, int *role)
+{
+    const struct swc_rpc_peer *peer = swc_rpc_req_peer(req);
+    *role = SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
+    if (peer != NULL && peer->secure) {
+        if (!peer->has_cert) {
+            return NULL;
+        }
+        *role = peer->role == SWC_ROLE_MANAGER ? SWARMC__NODE_ROLE__NODE_ROLE_MANAGER
+                                               : SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
+        return peer->node_id;
+    }
+    return claimed != NULL && claimed[0] != '\0' ? claimed : NULL;
+}
+
+static void send_not_leader(struct swc_dispatcher *d, struct swc_rpc_req *req)
+{
+    char addr[SWC_RAFT_ADDR_MAX] = "";
+    Swarmc__SessionMessage m = SWARMC__SESSION_MESSAGE__INIT;
+    swc_manager_leader_addr(d->m, addr, sizeof addr);
+    m.not_leader_try = addr;
+    size_t len;
+    uint8_t *buf = swc_pb_pack(&m.base, &len);
+    if (buf != NULL && addr[0] != '\0') {
+        swc_rpc_send(req, buf, len);
+    }
+    swc_free(buf);
+    swc_rpc_end(req, SWC_ENOTLEADER, "not the leader");
+}
+
+/* The cluster addresses of the managers (raft address port - 1, see
+ * docs/design.md), this one first. */
+static size_t manager_addrs(struct swc_dispatcher *d, char addrs[][SWC_RAFT_ADDR_MAX], char **ptrs,
+                            size_t max)
+{
+    size_t n = 0;
+    snprintf(addrs[n], SWC_RAFT_ADDR_MAX, "%s", d->m->advertise_addr);
+    ptrs[n] = addrs[n];
+    n++;
+    struct swc_raft_member *members = NULL;
+    size_t nmembers = 0;
+    if (swc_raft_members(d->m->raft, &members, &nmembers) != 0) {
+        return n;
+    }
+    for (size_t i = 0; i < nmembers && n < max; i++) {
+        char host[SWC_RAFT_ADDR_MAX];
+        snprintf(host, sizeof host, "%s", members[i].address);
+        char *colon = strrchr(host, ':');
+        if (colon == NULL || members[i].id == swc_raft_id(d->m->raft)) {
+            continue;
+        }
+        *colon = '\0';
+        snprintf(addrs[n], SWC_RAFT_ADDR_MAX, "%.200s:%d", host, atoi(colon + 1) - 1);
+        ptrs[n] = addrs[n];
+        n++;
+    }
+    swc_free(members);
+    return n;
+}
+
+static void h_session(struct swc_rpc_req *req, const uint8_t *payload, size_t len, void *data)
+{
+    struct swc_dispatcher *d = data;
+    if (!d->leader) {
+        send_not_leader(d, req);
+        return;
+    }
+    Swarmc__SessionRequest *r = swarmc__session_request__unpack(&swc_pb_allocator, len, payload);
+    if (r == NULL) {
+        swc_rpc_end(req, SWC_EPROTO, "dispatcher.Session: undecodable request");
+        return;
+    }
+    int role;
+    const char *node_id = peer_node(req, r->node_id, &role);
+    if (node_id == NULL) {
+        swarmc__session_request__free_unpacked(r, &swc_pb_allocator);
+        swc_rpc_end(req, SWC_EAUTH, "dispatcher.Session: the node has no certificate");
+        return;
+    }
+    int64_t now = swc_now_mono();
+    struct session *s = NULL;
+    HASH_FIND_STR(d->sessions, node_id, s);
+    if (s != NULL) {
+        /* Rate limit: more than 3 registrations in 8 s is refused. */
+        int recent = 0;
+        for (int i = 0; i < REG_MAX; i++) {
+            recent += s->reg_times[i] != 0 && now - s->reg_times[i] < REG_WINDOW_NS;
+        }
+        if (recent >= REG_MAX) {
+            swarmc__session_request__free_unpacked(r, &swc_pb_allocator);
+            swc_rpc_end(req, SWC_EBUSY,
+                        "dispatcher.Session: node registers too often, retry later");
+            return;
+        }
+        end_session(s, SWC_ECANCELED, "replaced by a new session");
+    } else {
+        s = swc_calloc(1, sizeof *s);
+        if (s == NULL) {
+            swarmc__session_request__free_unpacked(r, &swc_pb_allocator);
+            swc_rpc_end(req, SWC_ENOMEM, "out of memory");
+            return;
+        }
+        snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+        s->d = d;
+        HASH_ADD_STR(d->sessions, node_id, s);
+    }
+    memmove(&s->reg_times[1], &s->reg_times[0], sizeof s->reg_times[0] * (REG_MAX - 1));
+    s->reg_times[0] = now;
+    swc_id_new(s->session_id);
+    s->session_req = req;
+    s->last_seen = now;
+    s->down_written = false;
+    swc_rpc_req_on_cancel(req, session_canceled, s);
+
+    const struct swc_rpc_peer *peer = swc_rpc_req_peer(req);
+    char addr[160];
+    snprintf(addr, sizeof addr, "%s",
+             r->addr != NULL && r->addr[0] ? r->addr : (peer ? peer->addr : ""));
+    write_node(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "", r->description, addr, role);
+    swarmc__session_request__free_unpacked(r, &swc_pb_allocator);
+
+    Swarmc__SessionMessage m = SWARMC__SESSION_MESSAGE__INIT;
+    /* Every manager's cluster address, so the worker can fail over. */
+    char addrs[16][SWC_RAFT_ADDR_MAX];
+    char *mgrs[16];
+    size_t nm = manager_addrs(d, addrs, mgrs, 16);
+    m.session_id = s->session_id;
+    m.heartbeat_period_ns = d->m->heartbeat_period_ns;
+    m.n_managers = nm;
+    m.managers = mgrs;
+    m.node_id = s->node_id;
+    size_t n;
+    uint8_t *buf = swc_pb_pack(&m.base, &n);
+    if (buf != NULL) {
+        swc_rpc_send(req, buf, n);
+        swc_free(buf);
+    }
+    swc_infof(MOD, "node %s registered (session %s)", s->node_id, s->session_id);
+}
+
+static struct session *find_session(struct swc_dispatcher *d, const char *session_id)
+{
+    for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
+        if (strcmp(s->session_id, session_id) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void h_heartbeat(struct swc_rpc_req *req, const uint8_t *payload, size_t len, void *data)
+{
+    struct swc_dispatcher *d = data;
+    Swarmc__HeartbeatRequest *r =
+        swarmc__heartbeat_request__unpack(&swc_pb_allocator, len, payload);
+    if (r == NULL) {
+        swc_rpc_reply(req, SWC_EPROTO, "dispatcher.Heartbeat: undecodable request", NULL, 0);
+        return;
+    }
+    struct session *s = d->leader ? find_session(d, r->session_id) : NULL;
+    swarmc__heartbeat_request__free_unpacked(r, &swc_pb_allocator);
+    if (s == NULL) {
+        swc_rpc_reply(req, SWC_ENOENT, "dispatcher.Heartbeat: unknown session", NULL, 0);
+        return;
+    }
+    s->last_seen = swc_now_mono();
+    if (s->down_written) {
+        s->down_written = false;
+        write_node(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "", NULL, NULL, 0);
+    }
+    Swarmc__HeartbeatResponse resp = SWARMC__HEARTBEAT_RESPONSE__INIT;
+    resp.period_ns = d->m->heartbeat_period_ns;
+    uint8_t buf[32];
+    size_t n = swarmc__heartbeat_response__pack(&resp, buf);
+    swc_rpc_reply(req, 0, NULL, buf, n);
+}
+
+static void h_assignments(struct swc_rpc_req *req, const uint8_t *payload, size_t len, void *data)
+{
+    struct swc_dispatcher *d = data;
+    Swarmc__AssignmentsRequest *r =
+        swarmc__assignments_request__unpack(&swc_pb_allocator, len, payload);
+    if (r == NULL) {
+        swc_rpc_end(req, SWC_EPROTO, "dispatcher.Assignments: undecodable request");
+        return;
+    }
+    struct session *s = d->leader ? find_session(d, r->session_id) : NULL;
+    swarmc__assignments_request__free_unpacked(r, &swc_pb_allocator);
+    if (s == NULL) {
+        swc_rpc_end(req, SWC_ENOENT, "dispatcher.Assignments: unknown session");
+        return;
+    }
+    if (s->assign_req != NULL) {
+        swc_rpc_end(s->assign_req, SWC_ECANCELED, "replaced");
+    }
+    s->assign_req = req;
+    s->seq = 0;
+    swc_rpc_req_on_cancel(req, assign_canceled, s);
+    send_complete(s);
+}
+
+/* ---- statuses ---------------------------------------------------------------- */
+
+static void flush_statuses(uv_timer_t *t);
+
+static void statuses_written(void *data, int result, const char *msg)
+{
+    struct swc_dispatcher *d = data;
+    d->status_inflight--;
+    if (d->closing) {
+        if (d->status_inflight == 0 && d->open_timers == 0) {
+            swc_free(d);
+        }
+        return;
+    }
+    if (result != 0) {
+        swc_debugf(MOD, "status batch: %s", msg);
+    }
+    if (d->statuses != NULL && !d->flush_armed && d->leader) {
+        d->flush_armed = true;
+        uv_timer_start(&d->flush_timer, flush_statuses, STATUS_FLUSH_MS, 0);
+    }
+}
+
+static void flush_statuses(uv_timer_t *timer)
+{
+    struct swc_dispatcher *d = timer->data;
+    struct swc_store *st = d->m->store;
+    struct status_item *e, *tmp;
+    struct swc_store_txn t;
+    d->flush_armed = false;
+    if (!d->leader || d->statuses == NULL) {
+        return;
+    }
+    if (swc_store_txn_init(&t, ++d->m->proposal_seq, d->m->node_id) != 0) {
+        return;
+    }
+    size_t count = 0;
+    HASH_ITER(hh, d->statuses, e, tmp)
+    {
+        if (count >= 10000 || t.bytes > 1024 * 1024) {
+            break;
+        }
+        struct swc_store_obj o;
+        Swarmc__TaskStatus *ns = NULL;
+        if (swc_store_get(st, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, e->task_id, &o) == 0 &&
+            strcmp(o.node_id, e->node_id) == 0 &&
+            (ns = swarmc__task_status__unpack(&swc_pb_allocator, e->len, e->bytes)) != NULL &&
+            (int)ns->state >= o.state) {
+            Swarmc__Task *task = (Swarmc__Task *)swc_store_decode(&o, NULL);
+            if (task != NULL) {
+                Swarmc__TaskStatus *old = task->status;
+                task->status = ns;
+                swc_store_txn_update(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, &task->base,
+                                     o.version);
+                task->status = old;
+                swc_store_free_decoded(&task->base);
+                count++;
+            }
+        }
+        if (ns != NULL) {
+            swarmc__task_status__free_unpacked(ns, &swc_pb_allocator);
+        }
+        HASH_DEL(d->statuses, e);
+        swc_free(e->bytes);
+        swc_free(e);
+    }
+    if (count > 0 && swc_manager_write(d->m, &t, statuses_written, d) == 0) {
+        d->status_inflight++;
+    }
+    swc_store_txn_free(&t);
+    if (d->statuses != NULL && !d->flush_armed) {
+        d->flush_armed = true;
+        uv_timer_start(&d->flush_timer, flush_statuses, STATUS_FLUSH_MS, 0);
+    }
+}
+
+static void h_update_status(struct swc_rpc_req *req, const uint8_t *payload, size_t len, void *data)
+{
+    struct swc_dispatcher *d = data;
+    Swarmc__UpdateTaskStatusRequest *r =
+        swarmc__update_task_status_request__unpack(&swc_pb_allocator, len, payload);
+    if (r == NULL) {
+        swc_rpc_reply(req, SWC_EPROTO, "dispatcher.UpdateTaskStatus: undecodable request", NULL, 0);
+        return;
+    }
+    struct session *s = d->leader ? find_session(d, r->session_id) : NULL;
+    if (s == NULL) {
+        swarmc__update_task_status_request__free_unpacked(r, &swc_pb_allocator);
+        swc_rpc_reply(req, SWC_ENOENT, "dispatcher.UpdateTaskStatus: unknown session", NULL, 0);
+        return;
+    }
+    s->last_seen = swc_now_mono();
+    for (size_t i = 0; i < r->n_updates; i++) {
+        Swarmc__TaskStatusUpdate *u = r->updates[i];
+        if (u->task_id == NULL || u->status == NULL || strlen(u->task_id) > SWC_STORE_ID_MAX) {
+            continue;
+        }
+        struct status_item *e = NULL;
+        HASH_FIND_STR(d->statuses, u->task_id, e);
+        if (e == NULL) {
+            e = swc_calloc(1, sizeof *e);
+            if (e == NULL) {
+                break;
+            }
+            snprintf(e->task_id, sizeof e->task_id, "%s", u->task_id);
+            HASH_ADD_STR(d->statuses, task_id, e);
+        }
+        snprintf(e->node_id, sizeof e->node_id, "%s", s->node_id);
+        size_t n;
+        uint8_t *bytes = swc_pb_pack(&u->status->base, &n);
+        if (bytes != NULL) {
+            swc_free(e->bytes);
+            e->bytes = bytes;
+            e->len = n;
+        }
+    }
+    swarmc__update_task_status_request__free_unpacked(r, &swc_pb_allocator);
+    if (!d->flush_armed) {
+        d->flush_armed = true;
+        uv_timer_start(&d->flush_timer, flush_statuses, STATUS_FLUSH_MS, 0);
+    }
+    swc_rpc_reply(req, 0, NULL, NULL, 0);
+}
+
+/* ---- liveness ------------------------------------------------------------------ */
+
+static void check_nodes(uv_timer_t *timer)
+{
+    struct swc_dispatcher *d = timer->data;
+    if (!d->leader) {
+        return;
+    }
+    int64_t now = swc_now_mono();
+    int64_t grace = 3 * d->m->heartbeat_period_ns;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    swc_store_iter_kind(d->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
+    /* Collect first: writes do not change the store before they commit, but
+     * keep the loop simple and bounded. */
+    char ids[64][SWC_STORE_ID_MAX + 1];
+    size_t n = 0;
+    while (swc_store_iter_next(&it, &o) && n < 64) {
+        struct session *s = NULL;
+        HASH_FIND_STR(d->sessions, o.id, s);
+        int64_t seen = s != NULL ? s->last_seen : d->leader_since;
+        int64_t limit = s != NULL ? grace : 2 * grace;
+        if (now - seen < limit || (s != NULL && s->down_written)) {
+            continue;
+        }
+        Swarmc__Node *node = (Swarmc__Node *)swc_store_decode(&o, NULL);
+        bool ready = node != NULL && node->status != NULL &&
+                     node->status->state == SWARMC__NODE_STATE__NODE_STATE_READY;
+        if (node != NULL) {
+            swc_store_free_decoded(&node->base);
+        }
+        if (!ready) {
+            continue;
+        }
+        snprintf(ids[n++], sizeof ids[0], "%s", o.id);
+        if (s != NULL) {
+            s->down_written = true;
+            end_session(s, SWC_ETIMEDOUT, "heartbeat timeout");
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        swc_warnf(MOD, "node %s missed its heartbeats: marking it down", ids[i]);
+        write_node(d, ids[i], SWARMC__NODE_STATE__NODE_STATE_DOWN, "heartbeat failure", NULL, NULL,
+                   0);
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+int swc_dispatcher_create(struct swc_manager *m, struct swc_dispatcher **out)
+{
+    struct swc_dispatcher *d = swc_calloc(1, sizeof *d);
+    if (d == NULL) {
+        return SWC_ENOMEM;
+    }
+    d->m = m;
+    uv_timer_init(m->loop, &d->flush_timer);
+    uv_timer_init(m->loop, &d->check_timer);
+    d->flush_timer.data = d->check_timer.data = d;
+    d->watch.cb = on_event;
+    d->watch.data = d;
+    *out = d;
+    return 0;
+}
+
+void swc_dispatcher_register(struct swc_dispatcher *d, struct swc_rpc_server *srv)
+{
+    swc_rpc_server_register(srv, "dispatcher.Session", true, h_session, d);
+    swc_rpc_server_register(srv, "dispatcher.Assignments", true, h_assignments, d);
+    swc_rpc_server_register(srv, "dispatcher.Heartbeat", false, h_heartbeat, d);
+    swc_rpc_server_register(srv, "dispatcher.UpdateTaskStatus", false, h_update_status, d);
+}
+
+static void drop_sessions(struct swc_dispatcher *d, const char *why)
+{
+    struct session *s, *tmp;
+    HASH_ITER(hh, d->sessions, s, tmp)
+    {
+        end_session(s, SWC_ENOTLEADER, why);
+        session_free(d, s);
+    }
+    struct status_item *e, *et;
+    HASH_ITER(hh, d->statuses, e, et)
+    {
+        HASH_DEL(d->statuses, e);
+        swc_free(e->bytes);
+        swc_free(e);
+    }
+}
+
+void swc_dispatcher_leader(struct swc_dispatcher *d, bool leader)
+{
+    d->leader = leader;
+    if (leader) {
+        d->leader_since = swc_now_mono();
+        if (!d->watching) {
+            swc_store_watch(d->m->store, &d->watch);
+            d->watching = true;
+        }
+        uv_timer_start(&d->check_timer, check_nodes, CHECK_MS, CHECK_MS);
+    } else {
+        if (d->watching) {
+            swc_store_unwatch(d->m->store, &d->watch);
+            d->watching = false;
+        }
+        uv_timer_stop(&d->check_timer);
+        uv_timer_stop(&d->flush_timer);
+        d->flush_armed = false;
+        drop_sessions(d, "this manager is no longer the leader");
+    }
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct swc_dispatcher *d = h->data;
+    if (--d->open_timers == 0 && d->status_inflight == 0) {
+        swc_free(d);
+    }
+}
+
+void swc_dispatcher_destroy(struct swc_dispatcher *d)
+{
+    swc_dispatcher_leader(d, false);
+    d->closing = true;
+    d->open_timers = 2;
+    uv_close((uv_handle_t *)&d->flush_timer, timer_closed);
+    uv_close((uv_handle_t *)&d->check_timer, timer_closed);
+}

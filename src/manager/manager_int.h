@@ -1,0 +1,76 @@
+/* Private state shared by the manager's files: manager.c (lifecycle, raft and
+ * store glue, writes), control.c (control API), pipeline.c (orchestrators,
+ * allocator, scheduler, reaper) and dispatcher.c (worker sessions). */
+#ifndef SWC_MANAGER_INT_H
+#define SWC_MANAGER_INT_H
+
+#include <uthash.h>
+
+#include "api/control.pb-c.h"
+#include "api/dispatcher.pb-c.h"
+#include "manager/manager.h"
+#include "raft/raft.h"
+#include "store/store.h"
+
+struct swc_dispatcher;
+struct swc_pipeline;
+
+struct swc_manager {
+    uv_loop_t *loop;
+    char *state_dir;
+    char *node_id;
+    char *advertise_addr;
+    struct swc_store *store;
+    struct swc_raft *raft;
+    struct swc_rpc_server *cluster_srv;
+    struct swc_rpc_server *control_srv;
+    int64_t heartbeat_period_ns;
+    bool leader;
+    uint64_t proposal_seq;
+    struct swc_pipeline *pipeline;
+    struct swc_dispatcher *dispatcher;
+    /* Bootstrap data for the Cluster object. */
+    char *cluster_id;
+    uint8_t ca_public_key[32];
+    uint8_t worker_hash[32], manager_hash[32];
+    bool need_cluster_object;
+    bool closing;
+    void (*close_cb)(void *data);
+    void *close_data;
+    char apply_msg[SWC_ERRMSG_SIZE]; /* message of the last failed transaction */
+    /* Forwarding writes to the leader (followers). */
+    bool has_client_secure;
+    struct swc_secchan_config client_secure;
+    struct swc_rpc_conn *leader_conn;
+    char leader_conn_addr[SWC_RAFT_ADDR_MAX];
+};
+
+/* Forward a write request to the leader and relay its reply (followers). */
+void swc_control_forward(struct swc_manager *m, struct swc_rpc_req *req, const uint8_t *payload,
+                         size_t len);
+
+/* Result of a write: 0, SWC_ECONFLICT, SWC_ELEADERLOST, ... */
+typedef void (*swc_manager_write_cb)(void *data, int result, const char *msg);
+
+/* Propose a transaction (leader only); cb exactly once (later). Returns 0 or
+ * SWC_ENOTLEADER / SWC_ETOOBIG / SWC_ENOMEM without calling cb. */
+int swc_manager_write(struct swc_manager *m, const struct swc_store_txn *t, swc_manager_write_cb cb,
+                      void *data);
+
+/* Leader loops. */
+int swc_pipeline_start(struct swc_manager *m, struct swc_pipeline **out);
+void swc_pipeline_stop(struct swc_pipeline *p);
+/* Something the pipeline must look at changed now (e.g. a node went down). */
+void swc_pipeline_kick(struct swc_pipeline *p);
+
+int swc_dispatcher_create(struct swc_manager *m, struct swc_dispatcher **out);
+void swc_dispatcher_register(struct swc_dispatcher *d, struct swc_rpc_server *srv);
+void swc_dispatcher_leader(struct swc_dispatcher *d, bool leader);
+void swc_dispatcher_destroy(struct swc_dispatcher *d);
+
+void swc_control_register(struct swc_manager *m, struct swc_rpc_server *srv);
+
+/* Pack a protobuf message into newly allocated bytes (swc_free). */
+uint8_t *swc_pb_pack(const ProtobufCMessage *msg, size_t *len);
+
+#endif
