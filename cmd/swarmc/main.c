@@ -1,11 +1,10 @@
 /* swarmc: the one executable. main() only wires: it picks the subcommand
  * from the table in cli.c and runs it. */
-#include <stdio.h>
+#include "base/log.h"
+#include "cli.h"
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("swarmc\n");
-    return 0;
+    swc_log_init();
+    return swc_cli_main(argc, argv);
 }

@@ -20,7 +20,7 @@ struct swc_daemon_opts {
     const char *docker;         /* "unix:///path" */
     const char *executor;       /* "docker" (default) or "sim" */
     bool force_new_cluster;
-    bool dev;                   /* fresh single-node cluster, temporary state */
+    bool dev; /* fresh single-node cluster, temporary state */
 };
 
 /* Run the daemon until SIGTERM/SIGINT; returns the process exit code. */

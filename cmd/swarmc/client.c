@@ -1,0 +1,270 @@
+/* Blocking RPC client (see client.h). Each call runs the private loop
+ * until its callback sets a flag; the RPC layer guarantees the callback
+ * fires exactly once, with a timeout as the backstop. */
+#include "client.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/control.pb-c.h"
+#include "base/alloc.h"
+#include "daemon/daemon.h"
+#include "net/rpc.h"
+
+const char *swc_client_default_host(void)
+{
+    const char *h = getenv("SWARMC_HOST");
+    return h != NULL && h[0] != '\0' ? h : SWC_DEFAULT_SOCKET;
+}
+
+struct connect_state {
+    bool done;
+    int status;
+};
+
+static void connect_cb(struct swc_rpc_conn *conn, int status, void *data)
+{
+    struct connect_state *st = data;
+    (void)conn;
+    st->done = true;
+    st->status = status;
+}
+
+int swc_client_open(struct swc_client *c, const char *addr, struct swc_err *err)
+{
+    struct connect_state st = {false, 0};
+    struct swc_rpc_conn_opts opts;
+    memset(c, 0, sizeof *c);
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    signal(SIGPIPE, SIG_IGN);
+    if (uv_loop_init(&c->loop) != 0) {
+        return swc_err_set(err, SWC_EIO, "cannot start an event loop");
+    }
+    c->loop_init = true;
+    memset(&opts, 0, sizeof opts);
+    opts.on_connect = connect_cb;
+    opts.data = &st;
+    if (swc_rpc_connect(&c->loop, addr, &opts, &c->conn) != 0) {
+        c->conn = NULL;
+        return swc_err_set(err, SWC_EINVAL, "invalid daemon address \"%s\"", addr);
+    }
+    while (!st.done && uv_run(&c->loop, UV_RUN_ONCE) != 0) {
+    }
+    if (!st.done || st.status != 0) {
+        return swc_err_set(err, SWC_EUNAVAIL,
+                           "cannot connect to the swarmc daemon at %s (%s): is `swarmc daemon` "
+                           "running? Use -H or SWARMC_HOST for another socket",
+                           addr, swc_strerror(st.done ? st.status : SWC_EUNAVAIL));
+    }
+    return 0;
+}
+
+struct call_state {
+    bool done;
+    int status;
+    char msg[SWC_ERRMSG_SIZE];
+    uint8_t *payload;
+    size_t len;
+};
+
+static void reply_cb(struct swc_rpc_call *call, int status, const char *errmsg,
+                     const uint8_t *payload, size_t len, void *data)
+{
+    struct call_state *st = data;
+    (void)call;
+    st->done = true;
+    st->status = status;
+    snprintf(st->msg, sizeof st->msg, "%s", errmsg ? errmsg : "");
+    if (status == 0 && len > 0) {
+        st->payload = swc_malloc(len);
+        if (st->payload == NULL) {
+            abort();
+        }
+        memcpy(st->payload, payload, len);
+        st->len = len;
+    }
+}
+
+static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = swc_malloc(*len ? *len : 1);
+    if (buf == NULL) {
+        abort();
+    }
+    protobuf_c_message_pack(m, buf);
+    return buf;
+}
+
+/* Every response's `Error error` field: a non-zero code fails the call. */
+static int reply_error(const ProtobufCMessage *m, struct swc_err *err)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "error");
+    const Swarmc__Error *e;
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE) {
+        return 0;
+    }
+    e = *(Swarmc__Error *const *)((const char *)m + f->offset);
+    if (e == NULL || e->code == 0) {
+        return 0;
+    }
+    return swc_err_set(err, (int)e->code, "%s",
+                       e->message[0] ? e->message : swc_strerror((int)e->code));
+}
+
+int swc_client_call(struct swc_client *c, const char *method, const ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *resp_desc, uint32_t timeout_ms,
+                    ProtobufCMessage **resp, struct swc_err *err)
+{
+    struct call_state st;
+    size_t len;
+    uint8_t *buf = pack(req, &len);
+    int rv;
+    memset(&st, 0, sizeof st);
+    *resp = NULL;
+    rv = swc_rpc_call(c->conn, method, buf, len, timeout_ms ? timeout_ms : 60000, reply_cb, &st,
+                      NULL);
+    swc_free(buf);
+    if (rv == SWC_ECLOSED) {
+        return swc_err_set(err, rv,
+                           "lost the connection to the swarmc daemon at %s: did it stop? (see "
+                           "its log)",
+                           c->addr);
+    }
+    if (rv != 0) {
+        return swc_err_set(err, rv, "%s: %s", method, swc_strerror(rv));
+    }
+    while (!st.done && uv_run(&c->loop, UV_RUN_ONCE) != 0) {
+    }
+    if (!st.done) {
+        return swc_err_set(err, SWC_EINTERNAL, "%s: no reply", method);
+    }
+    if (st.status != 0) {
+        if (st.status == SWC_ECANCELED) {
+            return swc_err_set(err, st.status,
+                               "the swarmc daemon at %s closed the connection during %s: did it "
+                               "stop? (see its log)",
+                               c->addr, method);
+        }
+        if (st.status == SWC_ETIMEDOUT) {
+            return swc_err_set(err, st.status, "no answer from the swarmc daemon at %s to %s",
+                               c->addr, method);
+        }
+        return swc_err_set(err, st.status, "%s", st.msg[0] ? st.msg : swc_strerror(st.status));
+    }
+    *resp = protobuf_c_message_unpack(resp_desc, &swc_pb_allocator, st.len, st.payload);
+    swc_free(st.payload);
+    if (*resp == NULL) {
+        return swc_err_set(err, SWC_EPROTO, "%s: the daemon sent a reply that does not decode",
+                           method);
+    }
+    rv = reply_error(*resp, err);
+    if (rv != 0) {
+        protobuf_c_message_free_unpacked(*resp, &swc_pb_allocator);
+        *resp = NULL;
+    }
+    return rv;
+}
+
+struct stream_state {
+    bool done;
+    bool stopped;
+    int status;
+    char msg[SWC_ERRMSG_SIZE];
+    const ProtobufCMessageDescriptor *desc;
+    swc_client_msg_cb cb;
+    void *data;
+    struct swc_rpc_call *call;
+};
+
+static void stream_msg_cb(struct swc_rpc_call *call, const uint8_t *payload, size_t len, void *data)
+{
+    struct stream_state *st = data;
+    ProtobufCMessage *m;
+    if (st->stopped) {
+        return;
+    }
+    m = protobuf_c_message_unpack(st->desc, &swc_pb_allocator, len, payload);
+    if (m == NULL) {
+        return;
+    }
+    if (st->cb(m, st->data) != 0) {
+        st->stopped = true;
+        swc_rpc_cancel(call);
+    }
+}
+
+static void stream_end_cb(struct swc_rpc_call *call, int status, const char *errmsg, void *data)
+{
+    struct stream_state *st = data;
+    (void)call;
+    st->done = true;
+    st->status = status;
+    snprintf(st->msg, sizeof st->msg, "%s", errmsg ? errmsg : "");
+}
+
+static void sigint_cb(uv_signal_t *h, int signum)
+{
+    struct stream_state *st = h->data;
+    (void)signum;
+    if (!st->stopped) {
+        st->stopped = true;
+        swc_rpc_cancel(st->call);
+    }
+}
+
+int swc_client_stream(struct swc_client *c, const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *msg_desc, swc_client_msg_cb cb, void *data,
+                      struct swc_err *err)
+{
+    struct stream_state st;
+    uv_signal_t sig;
+    size_t len;
+    uint8_t *buf = pack(req, &len);
+    int rv;
+    memset(&st, 0, sizeof st);
+    st.desc = msg_desc;
+    st.cb = cb;
+    st.data = data;
+    rv = swc_rpc_stream_open(c->conn, method, buf, len, 0, stream_msg_cb, stream_end_cb, &st,
+                             &st.call);
+    swc_free(buf);
+    if (rv != 0) {
+        return swc_err_set(err, rv, "%s: %s", method, swc_strerror(rv));
+    }
+    uv_signal_init(&c->loop, &sig);
+    sig.data = &st;
+    uv_signal_start(&sig, sigint_cb, SIGINT);
+    while (!st.done && uv_run(&c->loop, UV_RUN_ONCE) != 0) {
+    }
+    uv_close((uv_handle_t *)&sig, NULL);
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+    if (st.stopped) {
+        return 0;
+    }
+    if (st.status != 0) {
+        return swc_err_set(err, st.status, "%s", st.msg[0] ? st.msg : swc_strerror(st.status));
+    }
+    return 0;
+}
+
+uv_loop_t *swc_client_loop(struct swc_client *c)
+{
+    return &c->loop;
+}
+
+void swc_client_close(struct swc_client *c)
+{
+    if (c->conn != NULL) {
+        swc_rpc_conn_close(c->conn, NULL, NULL);
+        c->conn = NULL;
+    }
+    if (c->loop_init) {
+        uv_run(&c->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&c->loop);
+        c->loop_init = false;
+    }
+}

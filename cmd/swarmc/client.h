@@ -1,0 +1,60 @@
+/* A blocking RPC client for the CLI over the daemon's control socket.
+ *
+ * The CLI is a short-lived process doing one thing at a time, so each call
+ * runs a private libuv loop until its reply arrives: connect once, call
+ * "control.<Name>" with a protobuf request, get the unpacked response. A
+ * response whose `error` field carries a code becomes a failed call with
+ * the daemon's message, so commands only print err. The progress display
+ * uses swc_client_loop() to run its own timer on the same loop. */
+#ifndef SWC_CLI_CLIENT_H
+#define SWC_CLI_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "base/err.h"
+
+struct swc_rpc_conn;
+
+struct swc_client {
+    uv_loop_t loop;
+    struct swc_rpc_conn *conn;
+    char addr[256];
+    bool loop_init;
+};
+
+/* Default control socket (SWARMC_HOST overrides, -H overrides both). */
+const char *swc_client_default_host(void);
+
+/* Connect to the daemon at addr (a unix socket path or "unix://path").
+ * 0, or SWC_EUNAVAIL with a message saying how to start the daemon. */
+int swc_client_open(struct swc_client *c, const char *addr, struct swc_err *err);
+
+/* Call method with req; on success *resp is the unpacked reply (free with
+ * protobuf_c_message_free_unpacked(resp, &swc_pb_allocator)). A reply
+ * whose `error` has a non-zero code fails with that code and message.
+ * timeout_ms 0 = 60 s. */
+int swc_client_call(struct swc_client *c, const char *method, const ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *resp_desc, uint32_t timeout_ms,
+                    ProtobufCMessage **resp, struct swc_err *err);
+
+/* Callback for each streamed message (already unpacked; the callee owns
+ * it). Return non-zero to stop the stream. */
+typedef int (*swc_client_msg_cb)(ProtobufCMessage *msg, void *data);
+
+/* Open a server stream and run until it ends, cb returns non-zero, or
+ * SIGINT. 0 when the stream ended cleanly or was stopped. */
+int swc_client_stream(struct swc_client *c, const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *msg_desc, swc_client_msg_cb cb, void *data,
+                      struct swc_err *err);
+
+/* The loop, for timers of the progress display. */
+uv_loop_t *swc_client_loop(struct swc_client *c);
+
+/* Close the connection and the loop. */
+void swc_client_close(struct swc_client *c);
+
+#endif

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Three managers: two join with the manager token, a write sent to a
+# follower is forwarded to the leader, and after the leader is killed (-9)
+# a new one is elected and the service converges again on the survivors.
+source "$(dirname "$0")/lib.sh"
+need_docker
+export SWARMC_HEARTBEAT_PERIOD=500ms
+
+start_daemon m1
+start_daemon m2
+start_daemon m3
+export SWARMC_HOST=$m1_SOCK
+sw init --advertise-addr "127.0.0.1:$m1_PORT" >/dev/null || fail "init"
+MTOKEN=$(sw join-token -q manager) || fail "join-token manager"
+"$SWARMC" -H "$m2_SOCK" join --token "$MTOKEN" "127.0.0.1:$m1_PORT" >/dev/null || fail "m2 join"
+"$SWARMC" -H "$m3_SOCK" join --token "$MTOKEN" "127.0.0.1:$m1_PORT" >/dev/null || fail "m3 join"
+managers3() { [ "$(sw node ls | grep -cE 'Leader|Reachable')" = 3 ]; }
+wait_until 30 "3 managers listed" managers3
+
+node_of() { grep -o '"node_id": *"[a-z0-9]*"' "$TMP/$1/cluster.json" | cut -d'"' -f4; }
+M1=$(node_of m1); M2=$(node_of m2); M3=$(node_of m3)
+
+log "create through a follower (forwarded to the leader)"
+"$SWARMC" -H "$m2_SOCK" service create --detach --name svc --replicas 3 --init --stop-grace-period 1s \
+  "$IMAGE" sleep 3600 >/dev/null || fail "create via follower"
+total() { echo $(( $(count_containers "swarmc.service.name=svc" "swarmc.node.id=$1") )); }
+three() { [ $(( $(total "$M1") + $(total "$M2") + $(total "$M3") )) = 3 ]; }
+wait_until 90 "3 replicas running" three
+
+log "kill -9 the leader"
+kill -9 "$m1_PID"
+export SWARMC_HOST=$m2_SOCK
+new_leader() { sw node ls 2>/dev/null | grep -q Leader; }
+wait_until 30 "a new leader" new_leader
+survivors() { [ $(( $(total "$M2") + $(total "$M3") )) = 3 ]; }
+wait_until 90 "3 replicas on the surviving managers" survivors
+sw service ls | grep -E " svc " | grep -q " 3/3 " || fail "service ls on the new leader does not say 3/3"
+log "ok"
