@@ -25,7 +25,7 @@
 #include "worker/sim.h"
 #include "worker/worker.h"
 
-#define HEARTBEAT_NS (200 * SWC_NS_PER_MS)
+#define HEARTBEAT_NS (2 * SWC_NS_PER_SEC)
 
 struct node {
     char id[SWC_ID_LEN + 1];
@@ -314,7 +314,7 @@ static void test_converge_and_replace(void **state)
     struct node *victim = &c.nodes[3];
     victim->down = true;
     swc_agent_close(victim->agent, agent_closed, victim);
-    if (!wait_for(&c, converged, 30000)) {
+    if (!wait_for(&c, converged, 60000)) {
         uint64_t r, d;
         count_running(&c, &r, &d);
         fail_msg("tasks of the lost node were not replaced: %llu running elsewhere, %llu on it",

@@ -35,4 +35,10 @@ wait_until 30 "a new leader" new_leader
 survivors() { [ $(( $(total "$M2") + $(total "$M3") )) = 3 ]; }
 wait_until 90 "3 replicas on the surviving managers" survivors
 sw service ls | grep -E " svc " | grep -q " 3/3 " || fail "service ls on the new leader does not say 3/3"
+# No task duplicated, none lost: exactly one task desired running per slot.
+slots=$(sw service ps svc --format json | python3 -c '
+import json, sys
+ts = [t for t in json.load(sys.stdin) if t["DesiredState"] == "Running"]
+print(" ".join(sorted(t["Name"] for t in ts)))')
+[ "$slots" = "svc.1 svc.2 svc.3" ] || fail "after failover the running tasks are [$slots], not one per slot"
 log "ok"
