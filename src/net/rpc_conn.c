@@ -86,28 +86,20 @@ static void write_cb(uv_write_t *w, int status)
     }
 }
 
-/* Hand a frame to libuv, sealing it first on a secure connection. */
+/* Hand a frame to libuv, sealing it first on a secure connection (in
+ * place: frames to seal were allocated with room for the tag). */
 static void conn_submit(struct swc_rpc_conn *conn, struct ofrm *f, bool seal)
 {
     if (seal) {
         size_t plen = f->len - SWC_FRAME_LEN_SIZE;
-        struct swc_buf b;
-        size_t cap = f->len + SWC_SECCHAN_OVERHEAD;
-        b.data = swc_malloc(cap);
-        b.cap = cap;
-        b.len = SWC_FRAME_LEN_SIZE;
-        if (b.data == NULL ||
-            swc_secchan_seal(conn->sc, f->data + SWC_FRAME_LEN_SIZE, plen, &b) != 0) {
-            swc_free(b.data);
+        if (swc_secchan_seal_inplace(conn->sc, f->data + SWC_FRAME_LEN_SIZE, plen) != 0) {
             conn->wq_bytes -= f->qbytes;
             ofrm_free(f);
-            swc_rpc_conn_down(conn, SWC_ENOMEM, "seal failed");
+            swc_rpc_conn_down(conn, SWC_EINTERNAL, "seal failed");
             return;
         }
-        swc_frame_put_len(b.data, (uint32_t)(b.len - SWC_FRAME_LEN_SIZE));
-        swc_free(f->data);
-        f->data = b.data;
-        f->len = b.len;
+        f->len += SWC_SECCHAN_OVERHEAD;
+        swc_frame_put_len(f->data, (uint32_t)plen + SWC_SECCHAN_OVERHEAD);
     }
     uv_buf_t buf = uv_buf_init((char *)f->data, (unsigned)f->len);
     f->w.data = f;
@@ -131,9 +123,9 @@ static void conn_check_backpressure(struct swc_rpc_conn *conn)
 }
 
 /* Fast path when nothing is queued: write straight from the caller's bytes
- * (sealed into a reused buffer on a secure connection) with uv_try_write,
- * and copy only what the kernel did not take. Saves an allocation and a
- * copy per frame in the common case. */
+ * (on a secure connection: copied once into a reused buffer and sealed
+ * there in place) with uv_try_write, and copy only what the kernel did not
+ * take. Saves an allocation and a copy per frame in the common case. */
 static int conn_send_now(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, size_t hlen,
                          const uint8_t *body, size_t blen, bool seal)
 {
@@ -142,24 +134,22 @@ static int conn_send_now(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h,
     unsigned nb = 0;
     size_t plen = hlen + blen;
     if (seal) {
-        struct swc_buf *pb = &conn->pbuf, *sb = &conn->sbuf;
-        pb->len = 0;
+        struct swc_buf *sb = &conn->sbuf;
         sb->len = 0;
-        if (swc_buf_reserve(pb, plen) != 0 ||
-            swc_buf_reserve(sb, SWC_FRAME_LEN_SIZE + plen + SWC_SECCHAN_OVERHEAD) != 0) {
+        if (swc_buf_reserve(sb, SWC_FRAME_LEN_SIZE + plen + SWC_SECCHAN_OVERHEAD) != 0) {
             return SWC_ENOMEM;
         }
-        swc_rpc_hdr_encode(h, pb->data);
+        uint8_t *pt = sb->data + SWC_FRAME_LEN_SIZE;
+        swc_rpc_hdr_encode(h, pt);
         if (blen > 0) {
-            memcpy(pb->data + hlen, body, blen);
+            memcpy(pt + hlen, body, blen);
         }
-        pb->len = plen;
-        sb->len = SWC_FRAME_LEN_SIZE;
-        if (swc_secchan_seal(conn->sc, pb->data, plen, sb) != 0) {
+        if (swc_secchan_seal_inplace(conn->sc, pt, plen) != 0) {
             swc_rpc_conn_down(conn, SWC_EINTERNAL, "seal failed");
             return 0;
         }
-        swc_frame_put_len(sb->data, (uint32_t)(sb->len - SWC_FRAME_LEN_SIZE));
+        sb->len = SWC_FRAME_LEN_SIZE + plen + SWC_SECCHAN_OVERHEAD;
+        swc_frame_put_len(sb->data, (uint32_t)(plen + SWC_SECCHAN_OVERHEAD));
         bufs[nb++] = uv_buf_init((char *)sb->data, (unsigned)sb->len);
     } else {
         swc_frame_put_len(head, (uint32_t)plen);
@@ -235,7 +225,9 @@ int rpc_conn_send(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, const 
     if (f == NULL) {
         return SWC_ENOMEM;
     }
-    f->data = swc_malloc(SWC_FRAME_LEN_SIZE + plen);
+    /* Room for the tag, so the frame is sealed where it lies. */
+    bool seal = conn->secure && !raw;
+    f->data = swc_malloc(SWC_FRAME_LEN_SIZE + plen + (seal ? SWC_SECCHAN_OVERHEAD : 0));
     if (f->data == NULL) {
         swc_free(f);
         return SWC_ENOMEM;
@@ -252,7 +244,7 @@ int rpc_conn_send(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, const 
     }
     conn->wq_bytes += f->qbytes;
     if (raw || conn->state == CONN_READY) {
-        conn_submit(conn, f, conn->secure && !raw);
+        conn_submit(conn, f, seal);
     } else {
         if (conn->pend_tail != NULL) {
             conn->pend_tail->next = f;
@@ -304,8 +296,6 @@ static void timer_close_cb(uv_handle_t *h)
 {
     struct swc_rpc_conn *conn = h->data;
     swc_buf_free(&conn->rbuf);
-    swc_buf_free(&conn->obuf);
-    swc_buf_free(&conn->pbuf);
     swc_buf_free(&conn->sbuf);
     swc_secchan_destroy(conn->sc);
     sodium_memzero(&conn->sec_self, sizeof(conn->sec_self));
@@ -456,15 +446,15 @@ static void handle_frame(struct swc_rpc_conn *conn, const uint8_t *p, size_t len
         return;
     }
     if (conn->secure) {
-        conn->obuf.len = 0;
-        if (swc_secchan_open(conn->sc, p, len, &conn->obuf) != 0) {
+        /* p points into our own read buffer: open it there, no copy. */
+        if (swc_secchan_open_inplace(conn->sc, (uint8_t *)p, len) != 0) {
             char reason[SWC_ERRMSG_SIZE];
             snprintf(reason, sizeof(reason), "frame failed to open: %s",
                      swc_secchan_errmsg(conn->sc));
             swc_rpc_conn_down(conn, SWC_EAUTH, reason);
             return;
         }
-        rpc_dispatch(conn, conn->obuf.data, conn->obuf.len);
+        rpc_dispatch(conn, p, len - SWC_SECCHAN_OVERHEAD);
         return;
     }
     rpc_dispatch(conn, p, len);
@@ -669,8 +659,6 @@ int swc_rpc_conn_new(uv_loop_t *loop, struct swc_rpc_server *srv, bool is_pipe,
     conn->high_water = SWC_RPC_HIGH_WATER_DEFAULT;
     conn->peer.transport = is_pipe ? SWC_RPC_UNIX : SWC_RPC_TCP;
     swc_buf_init(&conn->rbuf);
-    swc_buf_init(&conn->obuf);
-    swc_buf_init(&conn->pbuf);
     swc_buf_init(&conn->sbuf);
     int rc = is_pipe ? uv_pipe_init(loop, &conn->h.pipe, 0) : uv_tcp_init(loop, &conn->h.tcp);
     if (rc != 0) {

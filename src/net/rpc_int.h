@@ -107,9 +107,7 @@ struct swc_rpc_conn {
     struct swc_secchan_config sec_cfg;
     struct swc_identity sec_self; /* our copy of *sec_cfg.self (wiped on free) */
     struct swc_secchan *sc;
-    struct swc_buf obuf; /* opened plaintext of one frame */
-    struct swc_buf pbuf; /* plaintext of a frame to seal (fast path) */
-    struct swc_buf sbuf; /* sealed frame (fast path) */
+    struct swc_buf sbuf; /* frame sealed in place (fast path) */
 
     struct swc_rpc_peer peer;
 

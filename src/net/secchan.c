@@ -4,8 +4,10 @@
  * Wire layout of the three handshake messages (integers big-endian):
  *
  *   HELLO   u8 version=1 | u8 type=1 | 32 client ephemeral X25519 key | 32 nonce
+ *           | u8 ciphers offered (SWC_SECCHAN_* bits)
  *   SERVER  u8 version=1 | u8 type=2 | 32 server ephemeral key
- *           | 32 CA public key | u16 n | n certificate | 64 signature
+ *           | 32 CA public key | u16 n | n certificate | u8 cipher chosen
+ *           | 64 signature
  *   FINISH  u8 version=1 | u8 type=3 | u16 n | n certificate | 64 signature
  *           (n = 0 and no signature: an anonymous, joining client)
  *
@@ -26,10 +28,15 @@
  *
  * After FINISH both sides hash the X25519 shared secret (as the BLAKE2b key)
  * with the final transcript into 64 bytes: the first half seals
- * client->server frames, the second server->client. Frames use
- * ChaCha20-Poly1305-IETF with the nonce = 4 zero bytes || 64-bit frame
- * counter; the counter lives only in each endpoint, so a frame opens only at
- * its exact position in the stream. Any failure (handshake or frame) is
+ * client->server frames, the second server->client. Frames use the cipher
+ * the server chose: AES-256-GCM when both sides offered it (each side offers
+ * it only when its CPU has AES instructions: it is then faster and
+ * constant-time), else ChaCha20-Poly1305-IETF. Both take a 96-bit nonce =
+ * 4 zero bytes || 64-bit frame counter; the counter lives only in each
+ * endpoint, so a frame opens only at its exact position in the stream. The
+ * offer and the choice are absorbed into the transcript that both sides
+ * sign, so stripping AES from the offer (or changing the choice) in flight
+ * makes the signature check fail: no silent downgrade. Any failure (handshake or frame) is
  * final: the channel refuses everything afterwards and the owner closes the
  * connection. We keep a private copy of the identity so the caller's struct
  * need not outlive the channel; all key material is wiped on destroy. */
@@ -50,8 +57,11 @@
 #define MSG_HELLO     1
 #define MSG_SERVER    2
 #define MSG_FINISH    3
-#define HELLO_LEN     (2 + 32 + 32)
-#define SERVER_MIN    (2 + 32 + 32 + 2)
+#define HELLO_LEN     (2 + 32 + 32 + 1)
+#define SERVER_CERT   (2 + 32 + 32 + 2) /* where SERVER's certificate starts */
+#define SERVER_MIN    (SERVER_CERT + 1) /* with an empty certificate */
+#define NONCE_LEN     crypto_aead_chacha20poly1305_ietf_NPUBBYTES
+#define ALL_CIPHERS   (SWC_SECCHAN_CHACHA20POLY1305 | SWC_SECCHAN_AES256GCM)
 #define FINISH_MIN    (2 + 2)
 #define TH_LEN        32
 #define LABEL_START   "swarmc secchan v1"
@@ -70,6 +80,8 @@ enum hs_state {
 };
 
 struct swc_secchan {
+    /* Expanded AES-GCM keys, first for their 16-byte alignment. */
+    crypto_aead_aes256gcm_state tx_aes, rx_aes;
     struct swc_secchan_config cfg; /* cfg.self points at self below or is NULL */
     struct swc_identity self;
     bool have_cert; /* we present a certificate */
@@ -81,6 +93,8 @@ struct swc_secchan {
     uint8_t tx_key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
     uint8_t rx_key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
     uint64_t tx_ctr, rx_ctr;
+    unsigned offer;  /* ciphers we offer (client) or accept (server) */
+    unsigned cipher; /* chosen one, once known */
     struct swc_cert peer;
     bool have_peer;
     struct swc_err err;
@@ -140,6 +154,14 @@ int swc_secchan_create(const struct swc_secchan_config *cfg, struct swc_secchan 
     if (memchr(cfg->cluster_id, '\0', sizeof cfg->cluster_id) == NULL) {
         return SWC_EINVAL;
     }
+    unsigned avail = SWC_SECCHAN_CHACHA20POLY1305;
+    if (crypto_aead_aes256gcm_is_available()) {
+        avail |= SWC_SECCHAN_AES256GCM;
+    }
+    unsigned offer = (cfg->ciphers == 0 ? ALL_CIPHERS : cfg->ciphers) & avail;
+    if ((cfg->ciphers & ~ALL_CIPHERS) != 0 || offer == 0) {
+        return SWC_EINVAL;
+    }
     struct swc_secchan *sc = swc_calloc(1, sizeof *sc);
     if (sc == NULL) {
         return SWC_ENOMEM;
@@ -151,6 +173,7 @@ int swc_secchan_create(const struct swc_secchan_config *cfg, struct swc_secchan 
         sc->cfg.self = &sc->self;
     }
     sc->have_cert = have_cert;
+    sc->offer = offer;
     sc->state = cfg->is_client ? ST_CLIENT_START : ST_SERVER_WAIT_HELLO;
     crypto_generichash(sc->th, TH_LEN, (const uint8_t *)LABEL_START, sizeof LABEL_START, NULL, 0);
     *out = sc;
@@ -169,6 +192,11 @@ void swc_secchan_destroy(struct swc_secchan *sc)
 const char *swc_secchan_errmsg(const struct swc_secchan *sc)
 {
     return swc_err_msg(&sc->err);
+}
+
+unsigned swc_secchan_cipher(const struct swc_secchan *sc)
+{
+    return sc->state == ST_DONE ? sc->cipher : 0;
 }
 
 const struct swc_cert *swc_secchan_peer(const struct swc_secchan *sc)
@@ -264,6 +292,10 @@ static int derive_keys(struct swc_secchan *sc)
     const uint8_t *c2s = okm, *s2c = okm + 32;
     memcpy(sc->tx_key, sc->cfg.is_client ? c2s : s2c, 32);
     memcpy(sc->rx_key, sc->cfg.is_client ? s2c : c2s, 32);
+    if (sc->cipher == SWC_SECCHAN_AES256GCM) {
+        crypto_aead_aes256gcm_beforenm(&sc->tx_aes, sc->tx_key);
+        crypto_aead_aes256gcm_beforenm(&sc->rx_aes, sc->rx_key);
+    }
     sodium_memzero(shared, sizeof shared);
     sodium_memzero(okm, sizeof okm);
     sc->state = ST_DONE;
@@ -293,6 +325,7 @@ static int client_start(struct swc_secchan *sc, struct swc_buf *out)
     crypto_box_keypair(sc->eph_pk, sc->eph_sk);
     memcpy(m + 2, sc->eph_pk, 32);
     randombytes_buf(m + 34, 32);
+    m[66] = (uint8_t)sc->offer;
     th_absorb(sc->th, m, sizeof m);
     if (swc_buf_append(out, m, sizeof m) != 0) {
         return fail(sc, SWC_ENOMEM, "secure channel: %s", "out of memory");
@@ -310,6 +343,14 @@ static int server_hello(struct swc_secchan *sc, const uint8_t *in, size_t len, s
     if (len != HELLO_LEN) {
         return fail(sc, SWC_EPROTO, "secure channel: %s message has trailing bytes", "HELLO");
     }
+    /* Unknown bits are ignored, so a later version can offer more. */
+    unsigned common = in[66] & sc->offer;
+    if (common == 0) {
+        return fail(sc, SWC_EPROTO, "secure channel: %s",
+                    "no frame cipher in common with the client");
+    }
+    sc->cipher =
+        (common & SWC_SECCHAN_AES256GCM) ? SWC_SECCHAN_AES256GCM : SWC_SECCHAN_CHACHA20POLY1305;
     memcpy(sc->peer_eph_pk, in + 2, 32);
     th_absorb(sc->th, in, len);
 
@@ -318,7 +359,9 @@ static int server_hello(struct swc_secchan *sc, const uint8_t *in, size_t len, s
     uint8_t head[2 + 32 + 32] = {HS_VERSION, MSG_SERVER};
     memcpy(head + 2, sc->eph_pk, 32);
     memcpy(head + 34, sc->cfg.ca_public_key, 32);
-    if (swc_buf_append(out, head, sizeof head) != 0 || append_cert(sc, out) != 0) {
+    uint8_t choice = (uint8_t)sc->cipher;
+    if (swc_buf_append(out, head, sizeof head) != 0 || append_cert(sc, out) != 0 ||
+        swc_buf_append(out, &choice, 1) != 0) {
         goto nomem;
     }
     th_absorb(sc->th, out->data + start, out->len - start);
@@ -343,6 +386,13 @@ static int client_server(struct swc_secchan *sc, const uint8_t *in, size_t len, 
     if (n == 0 || n > SWC_CERT_MAX_LEN || len != SERVER_MIN + n + SWC_SIG_LEN) {
         return fail(sc, SWC_EPROTO, "secure channel: %s message has a bad length", "SERVER");
     }
+    unsigned choice = in[SERVER_CERT + n];
+    if ((choice != SWC_SECCHAN_AES256GCM && choice != SWC_SECCHAN_CHACHA20POLY1305) ||
+        (choice & sc->offer) == 0) {
+        return fail(sc, SWC_EPROTO, "secure channel: %s",
+                    "the server chose a frame cipher we did not offer");
+    }
+    sc->cipher = choice;
     memcpy(sc->peer_eph_pk, in + 2, 32);
     if (sc->cfg.pin_ca_by_digest) {
         /* A joining node knows the CA only by the digest in its token: the
@@ -356,7 +406,7 @@ static int client_server(struct swc_secchan *sc, const uint8_t *in, size_t len, 
         memcpy(sc->cfg.ca_public_key, in + 34, SWC_SIGN_PK_LEN);
     }
     th_absorb(sc->th, in, len - SWC_SIG_LEN);
-    rc = check_peer(sc, in + SERVER_MIN, n, LABEL_SERVER, in + len - SWC_SIG_LEN);
+    rc = check_peer(sc, in + SERVER_CERT, n, LABEL_SERVER, in + len - SWC_SIG_LEN);
     if (rc != 0) {
         return rc;
     }
@@ -455,41 +505,72 @@ int swc_secchan_handshake(struct swc_secchan *sc, const uint8_t *in, size_t len,
     return SWC_ESTATE;
 }
 
-static void frame_nonce(uint64_t ctr, uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES])
+static void frame_nonce(uint64_t ctr, uint8_t nonce[NONCE_LEN])
 {
     memset(nonce, 0, 4);
     swc_put_u64(nonce + 4, ctr);
 }
 
-int swc_secchan_seal(struct swc_secchan *sc, const uint8_t *in, size_t len, struct swc_buf *out)
+/* Checks shared by every seal: established, counter left, size. */
+static int seal_check(struct swc_secchan *sc, size_t len)
 {
-    uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
-    unsigned long long clen;
     if (sc->state != ST_DONE) {
         return swc_err_set(&sc->err, SWC_ESTATE, "secure channel: not established");
     }
     if (sc->tx_ctr == UINT64_MAX) {
         return fail(sc, SWC_ESTATE, "secure channel: %s", "frame counter exhausted");
     }
-    if (len > SIZE_MAX - SWC_SECCHAN_OVERHEAD ||
-        len > crypto_aead_chacha20poly1305_ietf_MESSAGEBYTES_MAX) {
+    /* AES-GCM's limit (64 GiB) is the lower one; frames are far smaller. */
+    if (len > SIZE_MAX - SWC_SECCHAN_OVERHEAD || len > crypto_aead_aes256gcm_MESSAGEBYTES_MAX) {
         return SWC_ETOOBIG;
+    }
+    return 0;
+}
+
+/* Encrypt in[0..len) to c (may equal in) and write the tag at mac. */
+static void seal_to(struct swc_secchan *sc, uint8_t *c, uint8_t *mac, const uint8_t *in, size_t len)
+{
+    uint8_t nonce[NONCE_LEN];
+    frame_nonce(sc->tx_ctr, nonce);
+    if (sc->cipher == SWC_SECCHAN_AES256GCM) {
+        crypto_aead_aes256gcm_encrypt_detached_afternm(c, mac, NULL, in, len, NULL, 0, NULL, nonce,
+                                                       &sc->tx_aes);
+    } else {
+        crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, mac, NULL, in, len, NULL, 0, NULL,
+                                                           nonce, sc->tx_key);
+    }
+    sc->tx_ctr++;
+}
+
+int swc_secchan_seal(struct swc_secchan *sc, const uint8_t *in, size_t len, struct swc_buf *out)
+{
+    int rc = seal_check(sc, len);
+    if (rc != 0) {
+        return rc;
     }
     if (swc_buf_reserve(out, len + SWC_SECCHAN_OVERHEAD) != 0) {
         return SWC_ENOMEM;
     }
-    frame_nonce(sc->tx_ctr, nonce);
-    crypto_aead_chacha20poly1305_ietf_encrypt(out->data + out->len, &clen, in, len, NULL, 0, NULL,
-                                              nonce, sc->tx_key);
-    out->len += (size_t)clen;
-    sc->tx_ctr++;
+    uint8_t *c = out->data + out->len;
+    seal_to(sc, c, c + len, in, len);
+    out->len += len + SWC_SECCHAN_OVERHEAD;
     return 0;
 }
 
-int swc_secchan_open(struct swc_secchan *sc, const uint8_t *in, size_t len, struct swc_buf *out)
+int swc_secchan_seal_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len)
 {
-    uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], dummy;
-    unsigned long long mlen;
+    int rc = seal_check(sc, len);
+    if (rc != 0) {
+        return rc;
+    }
+    seal_to(sc, buf, buf + len, buf, len);
+    return 0;
+}
+
+/* Decrypt the sealed frame in[0..len) to m (may equal in). */
+static int open_to(struct swc_secchan *sc, uint8_t *m, const uint8_t *in, size_t len)
+{
+    uint8_t nonce[NONCE_LEN];
     if (sc->state != ST_DONE) {
         return swc_err_set(&sc->err, SWC_ESTATE, "secure channel: not established");
     }
@@ -499,19 +580,43 @@ int swc_secchan_open(struct swc_secchan *sc, const uint8_t *in, size_t len, stru
     if (sc->rx_ctr == UINT64_MAX) {
         return fail(sc, SWC_ESTATE, "secure channel: %s", "frame counter exhausted");
     }
-    if (swc_buf_reserve(out, len - SWC_SECCHAN_OVERHEAD) != 0) {
-        return SWC_ENOMEM;
-    }
+    size_t mlen = len - SWC_SECCHAN_OVERHEAD;
+    const uint8_t *mac = in + mlen;
     frame_nonce(sc->rx_ctr, nonce);
-    uint8_t *dst = out->data ? out->data + out->len : &dummy;
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(dst, &mlen, NULL, in, len, NULL, 0, nonce,
-                                                  sc->rx_key) != 0) {
+    int rc;
+    if (sc->cipher == SWC_SECCHAN_AES256GCM) {
+        rc = crypto_aead_aes256gcm_decrypt_detached_afternm(m, NULL, in, mlen, mac, NULL, 0, nonce,
+                                                            &sc->rx_aes);
+    } else {
+        rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(m, NULL, in, mlen, mac, NULL, 0,
+                                                                nonce, sc->rx_key);
+    }
+    if (rc != 0) {
         return fail(sc, SWC_EAUTH,
                     "secure channel: frame %" PRIu64
                     " failed authentication (tampered, replayed or out of order)",
                     sc->rx_ctr);
     }
-    out->len += (size_t)mlen;
     sc->rx_ctr++;
     return 0;
+}
+
+int swc_secchan_open(struct swc_secchan *sc, const uint8_t *in, size_t len, struct swc_buf *out)
+{
+    uint8_t dummy;
+    if (sc->state == ST_DONE && len >= SWC_SECCHAN_OVERHEAD &&
+        swc_buf_reserve(out, len - SWC_SECCHAN_OVERHEAD) != 0) {
+        return SWC_ENOMEM;
+    }
+    uint8_t *dst = out->data ? out->data + out->len : &dummy;
+    int rc = open_to(sc, dst, in, len);
+    if (rc == 0) {
+        out->len += len - SWC_SECCHAN_OVERHEAD;
+    }
+    return rc;
+}
+
+int swc_secchan_open_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len)
+{
+    return open_to(sc, buf, buf, len);
 }

@@ -4,18 +4,21 @@
  * swc_secchan_seal / swc_secchan_open.
  *
  * Handshake, client first:
- *   1. client -> server  HELLO   {version, client ephemeral X25519 key, nonce}
+ *   1. client -> server  HELLO   {version, client ephemeral X25519 key, nonce,
+ *                                 the frame ciphers the client offers}
  *   2. server -> client  SERVER  {server ephemeral key, CA public key,
- *                                 server certificate, Ed25519 signature
- *                                 over the transcript}
+ *                                 server certificate, the cipher chosen,
+ *                                 Ed25519 signature over the transcript}
  *   3. client -> server  FINISH  {client certificate or none (joining node),
  *                                 signature over the transcript}
  * Both sides check the peer certificate against the pinned CA key, its
  * expiry, cluster id and role, derive two directional keys from the X25519
  * shared secret and the transcript hash, and from then on every frame is
- * sealed with XChaCha20-Poly1305 (or ChaCha20-Poly1305-IETF) under a
- * counter nonce: a replayed, reordered or tampered frame fails to open and
- * the connection must be closed. */
+ * sealed under a counter nonce with AES-256-GCM when both CPUs have AES
+ * instructions, else ChaCha20-Poly1305-IETF: a replayed, reordered or
+ * tampered frame fails to open and the connection must be closed. The
+ * cipher offer and choice are inside the signed transcript, so a man in the
+ * middle cannot force a weaker choice without the handshake failing. */
 #ifndef SWC_NET_SECCHAN_H
 #define SWC_NET_SECCHAN_H
 
@@ -28,6 +31,10 @@
 
 /* Bytes a sealed frame adds to its plaintext. */
 #define SWC_SECCHAN_OVERHEAD 16
+
+/* Frame ciphers (bits of swc_secchan_config.ciphers). */
+#define SWC_SECCHAN_CHACHA20POLY1305 0x01u
+#define SWC_SECCHAN_AES256GCM        0x02u
 
 struct swc_secchan;
 
@@ -53,6 +60,10 @@ struct swc_secchan_config {
      * (read it back with swc_secchan_ca_key to store it). */
     bool pin_ca_by_digest;
     uint8_t ca_digest[32];
+    /* Frame ciphers we accept, SWC_SECCHAN_* bits; 0 = every cipher this
+     * machine runs (AES-256-GCM only with CPU support). The server picks
+     * AES-256-GCM when both sides offer it, else ChaCha20-Poly1305. */
+    unsigned ciphers;
 };
 
 /* Create a channel; *out is owned by the caller (swc_secchan_destroy).
@@ -90,6 +101,19 @@ int swc_secchan_seal(struct swc_secchan *sc, const uint8_t *in, size_t len, stru
  * tampered, replayed or reordered (the next expected counter did not open).
  * Any handshake or frame failure is final: later calls return SWC_ESTATE. */
 int swc_secchan_open(struct swc_secchan *sc, const uint8_t *in, size_t len, struct swc_buf *out);
+
+/* Seal in place: buf holds len plaintext bytes and has room for
+ * SWC_SECCHAN_OVERHEAD more; it then holds the sealed frame (len + overhead
+ * bytes). Same errors as swc_secchan_seal. */
+int swc_secchan_seal_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len);
+
+/* Open in place: buf holds one sealed frame of len bytes; on success its
+ * first len - SWC_SECCHAN_OVERHEAD bytes are the plaintext. Same errors as
+ * swc_secchan_open (buf's contents are unspecified after a failure). */
+int swc_secchan_open_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len);
+
+/* The frame cipher in use once done (one SWC_SECCHAN_* bit), 0 before. */
+unsigned swc_secchan_cipher(const struct swc_secchan *sc);
 
 /* Why the last call failed, in words for the log. */
 const char *swc_secchan_errmsg(const struct swc_secchan *sc);

@@ -110,7 +110,8 @@ static int extract_name(const uint8_t *spec, size_t speclen, struct swc_store_fi
 
 int swc_store_wire_fields(int kind, const uint8_t *data, size_t len, struct swc_store_fields *f)
 {
-    const uint8_t *p = data, *end = data + len, *d = NULL;
+    /* data may be NULL for an empty object: never add an offset to it. */
+    const uint8_t *p = data, *end = len > 0 ? data + len : data, *d = NULL;
     uint32_t fn;
     int wt, r;
     uint64_t v = 0;
@@ -152,7 +153,7 @@ int swc_store_wire_fields(int kind, const uint8_t *data, size_t len, struct swc_
             }
         } else if (task && fn == 11) {
             /* status.state (field 2) */
-            const uint8_t *q = d, *qe = d + n, *dd = NULL;
+            const uint8_t *q = d, *qe = n > 0 ? d + n : d, *dd = NULL;
             uint32_t sf;
             int swt, sr;
             uint64_t sv = 0;

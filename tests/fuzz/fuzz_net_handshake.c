@@ -4,7 +4,8 @@
  *   - HELLO to a fresh server,
  *   - SERVER to a client that has sent HELLO,
  *   - FINISH to a server that has sent SERVER (mutual and anonymous mode),
- *   - a sealed frame to both ends of an established channel.
+ *   - a sealed frame to both ends of an established channel, once with
+ *     each frame cipher (AES-256-GCM when the CPU has it, ChaCha20-Poly1305).
  *
  * libsodium's random source is replaced by a seeded generator reset before
  * every run, so every handshake replays the same ephemeral keys and nonces.
@@ -61,7 +62,7 @@ static struct randombytes_implementation rng_impl = {
 
 static uint8_t ca_pk[SWC_SIGN_PK_LEN], ca_sk[SWC_SIGN_SK_LEN];
 static struct swc_identity server_id, client_id;
-static struct swc_secchan_config scfg, ccfg, acfg, anon_scfg;
+static struct swc_secchan_config scfg, ccfg, acfg, anon_scfg, chacha_ccfg;
 
 static void make_identity(struct swc_identity *id, uint8_t seed_byte, const char *node, int role)
 {
@@ -162,6 +163,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     swc_ca_digest(ca_pk, acfg.ca_digest);
     anon_scfg = scfg;
     anon_scfg.allow_anonymous_client = true;
+    chacha_ccfg = ccfg;
+    chacha_ccfg.ciphers = SWC_SECCHAN_CHACHA20POLY1305;
 
     const char *dir = getenv("SWC_FUZZ_WRITE_SEEDS");
     if (dir != NULL) {
@@ -176,6 +179,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         swc_buf_init(&f);
         swc_secchan_seal(r.c, (const uint8_t *)"ping", 4, &f);
         write_seed(dir, "frame", f.data, f.len);
+        run_free(&r);
+        run_to(&r, &chacha_ccfg, &scfg, 3);
+        f.len = 0;
+        swc_secchan_seal(r.c, (const uint8_t *)"ping", 4, &f);
+        write_seed(dir, "frame-chacha", f.data, f.len);
+        write_seed(dir, "hello-chacha", r.m1.data, r.m1.len);
         swc_buf_free(&f);
         run_free(&r);
         run_to(&r, &acfg, &anon_scfg, 3);
@@ -227,13 +236,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         run_free(&r);
     }
 
-    /* A frame to both ends of an established channel. */
-    run_to(&r, &ccfg, &scfg, 3);
-    out.len = 0;
-    (void)swc_secchan_open(r.s, data, size, &out);
-    out.len = 0;
-    (void)swc_secchan_open(r.c, data, size, &out);
-    run_free(&r);
+    /* A frame to both ends of an established channel, with each cipher. */
+    for (int chacha = 0; chacha < 2; chacha++) {
+        run_to(&r, chacha ? &chacha_ccfg : &ccfg, &scfg, 3);
+        out.len = 0;
+        (void)swc_secchan_open(r.s, data, size, &out);
+        out.len = 0;
+        (void)swc_secchan_open(r.c, data, size, &out);
+        run_free(&r);
+    }
 
     swc_buf_free(&out);
     return 0;

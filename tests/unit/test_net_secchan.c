@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -273,6 +274,196 @@ static void test_frames_both_ways(void **state)
     assert_int_equal(swc_secchan_open(p.c, b.data, b.len, &o), SWC_EAUTH);
     swc_buf_free(&b);
     swc_buf_free(&o);
+    pair_destroy(&p);
+}
+
+/* The frame cipher: AES-256-GCM when both sides offer it, else
+ * ChaCha20-Poly1305; both sides always agree and frames flow either way. */
+static void test_cipher_negotiation(void **state)
+{
+    struct pair p;
+    bool aes = crypto_aead_aes256gcm_is_available() != 0;
+    static const struct {
+        unsigned c, s, want_aes, want_chacha;
+    } cases[] = {
+        {0, 0, SWC_SECCHAN_AES256GCM, SWC_SECCHAN_CHACHA20POLY1305},
+        {SWC_SECCHAN_CHACHA20POLY1305, 0, SWC_SECCHAN_CHACHA20POLY1305,
+         SWC_SECCHAN_CHACHA20POLY1305},
+        {0, SWC_SECCHAN_CHACHA20POLY1305, SWC_SECCHAN_CHACHA20POLY1305,
+         SWC_SECCHAN_CHACHA20POLY1305},
+        {SWC_SECCHAN_AES256GCM | SWC_SECCHAN_CHACHA20POLY1305, SWC_SECCHAN_CHACHA20POLY1305,
+         SWC_SECCHAN_CHACHA20POLY1305, SWC_SECCHAN_CHACHA20POLY1305},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pair_defaults(&p);
+        p.ccfg.ciphers = cases[i].c;
+        p.scfg.ciphers = cases[i].s;
+        pair_create(&p);
+        assert_int_equal(swc_secchan_cipher(p.c), 0);
+        assert_int_equal(run(&p, &no_damage).rc, 0);
+        unsigned want = aes ? cases[i].want_aes : cases[i].want_chacha;
+        assert_int_equal(swc_secchan_cipher(p.c), want);
+        assert_int_equal(swc_secchan_cipher(p.s), want);
+        roundtrip(p.c, p.s, (const uint8_t *)"hello server", 12);
+        roundtrip(p.s, p.c, (const uint8_t *)"hello client", 12);
+        pair_destroy(&p);
+    }
+    if (aes) {
+        /* Only AES on both sides, on a CPU that has it. */
+        pair_defaults(&p);
+        p.ccfg.ciphers = SWC_SECCHAN_AES256GCM;
+        p.scfg.ciphers = SWC_SECCHAN_AES256GCM;
+        pair_create(&p);
+        assert_int_equal(run(&p, &no_damage).rc, 0);
+        assert_int_equal(swc_secchan_cipher(p.s), SWC_SECCHAN_AES256GCM);
+        pair_destroy(&p);
+        /* No cipher in common: the server refuses HELLO. */
+        pair_defaults(&p);
+        p.ccfg.ciphers = SWC_SECCHAN_AES256GCM;
+        p.scfg.ciphers = SWC_SECCHAN_CHACHA20POLY1305;
+        expect_refusal(&p, &no_damage, 's', SWC_EPROTO);
+    } else {
+        /* Asking for AES on a CPU without it is a configuration error. */
+        struct swc_secchan *sc;
+        pair_defaults(&p);
+        p.ccfg.ciphers = SWC_SECCHAN_AES256GCM;
+        assert_int_equal(swc_secchan_create(&p.ccfg, &sc), SWC_EINVAL);
+    }
+    /* Unknown cipher bits are a configuration error. */
+    struct swc_secchan *bad;
+    pair_defaults(&p);
+    p.ccfg.ciphers = 0x80;
+    assert_int_equal(swc_secchan_create(&p.ccfg, &bad), SWC_EINVAL);
+}
+
+/* A man in the middle who strips AES from the client's offer, or changes
+ * the server's choice, is caught by the signed transcript. */
+static void test_cipher_downgrade(void **state)
+{
+    struct pair p;
+    /* HELLO's offer (its last byte) with AES removed: the server happily
+     * picks ChaCha, but what it signed is not what the client sent, so the
+     * client refuses the server's signature. On a CPU without AES the bit
+     * is added instead (an "upgrade" is caught the same way). */
+    uint8_t hello[67];
+    struct swc_buf m1;
+    bool done;
+    pair_defaults(&p);
+    pair_create(&p);
+    swc_buf_init(&m1);
+    assert_int_equal(swc_secchan_handshake(p.c, NULL, 0, &m1, &done), 0);
+    assert_int_equal(m1.len, sizeof hello);
+    memcpy(hello, m1.data, m1.len);
+    hello[66] ^= SWC_SECCHAN_AES256GCM;
+    if ((hello[66] & (SWC_SECCHAN_AES256GCM | SWC_SECCHAN_CHACHA20POLY1305)) == 0) {
+        hello[66] = SWC_SECCHAN_CHACHA20POLY1305;
+    }
+    struct swc_buf m2, m3;
+    swc_buf_init(&m2);
+    swc_buf_init(&m3);
+    assert_int_equal(swc_secchan_handshake(p.s, hello, m1.len, &m2, &done), 0);
+    assert_int_equal(swc_secchan_handshake(p.c, m2.data, m2.len, &m3, &done), SWC_EAUTH);
+    assert_int_equal(swc_secchan_cipher(p.c), 0);
+    swc_buf_free(&m1);
+    swc_buf_free(&m2);
+    swc_buf_free(&m3);
+    pair_destroy(&p);
+    /* Changing the server's choice in flight (AES <-> ChaCha, both
+     * ciphers the client offered) breaks the server's signature. */
+    pair_defaults(&p);
+    pair_create(&p);
+    struct swc_buf a, b2, c3;
+    swc_buf_init(&a);
+    swc_buf_init(&b2);
+    swc_buf_init(&c3);
+    assert_int_equal(swc_secchan_handshake(p.c, NULL, 0, &a, &done), 0);
+    assert_int_equal(swc_secchan_handshake(p.s, a.data, a.len, &b2, &done), 0);
+    size_t choice_at = 2 + 32 + 32 + 2 + p.server_id.cert_len;
+    assert_true(b2.data[choice_at] == SWC_SECCHAN_AES256GCM ||
+                b2.data[choice_at] == SWC_SECCHAN_CHACHA20POLY1305);
+    b2.data[choice_at] = b2.data[choice_at] == SWC_SECCHAN_AES256GCM ? SWC_SECCHAN_CHACHA20POLY1305
+                                                                     : SWC_SECCHAN_AES256GCM;
+    int rc = swc_secchan_handshake(p.c, b2.data, b2.len, &c3, &done);
+    if (crypto_aead_aes256gcm_is_available()) {
+        assert_int_equal(rc, SWC_EAUTH); /* offered, but not what was signed */
+    } else {
+        assert_int_equal(rc, SWC_EPROTO); /* AES was never offered */
+    }
+    swc_buf_free(&a);
+    swc_buf_free(&b2);
+    swc_buf_free(&c3);
+    pair_destroy(&p);
+    /* A server that picks a cipher the client did not offer is refused
+     * before its signature is even looked at: the client offers only
+     * ChaCha, HELLO is rewritten to offer only AES, and the server (which
+     * then signs its AES choice honestly) is refused with EPROTO, not the
+     * EAUTH the changed transcript alone would give. */
+    if (crypto_aead_aes256gcm_is_available()) {
+        pair_defaults(&p);
+        p.ccfg.ciphers = SWC_SECCHAN_CHACHA20POLY1305;
+        uint8_t aes_hello[67];
+        pair_create(&p);
+        swc_buf_init(&a);
+        swc_buf_init(&b2);
+        swc_buf_init(&c3);
+        assert_int_equal(swc_secchan_handshake(p.c, NULL, 0, &a, &done), 0);
+        memcpy(aes_hello, a.data, sizeof aes_hello);
+        aes_hello[66] = SWC_SECCHAN_AES256GCM;
+        assert_int_equal(swc_secchan_handshake(p.s, aes_hello, sizeof aes_hello, &b2, &done), 0);
+        assert_int_equal(b2.data[choice_at], SWC_SECCHAN_AES256GCM);
+        assert_int_equal(swc_secchan_handshake(p.c, b2.data, b2.len, &c3, &done), SWC_EPROTO);
+        swc_buf_free(&a);
+        swc_buf_free(&b2);
+        swc_buf_free(&c3);
+        pair_destroy(&p);
+    }
+    /* A choice that is not a single known cipher is malformed. */
+    pair_defaults(&p);
+    pair_create(&p);
+    swc_buf_init(&a);
+    swc_buf_init(&b2);
+    swc_buf_init(&c3);
+    assert_int_equal(swc_secchan_handshake(p.c, NULL, 0, &a, &done), 0);
+    assert_int_equal(swc_secchan_handshake(p.s, a.data, a.len, &b2, &done), 0);
+    b2.data[choice_at] = SWC_SECCHAN_AES256GCM | SWC_SECCHAN_CHACHA20POLY1305;
+    assert_int_equal(swc_secchan_handshake(p.c, b2.data, b2.len, &c3, &done), SWC_EPROTO);
+    swc_buf_free(&a);
+    swc_buf_free(&b2);
+    swc_buf_free(&c3);
+    pair_destroy(&p);
+}
+
+/* In-place seal and open give the same bytes as the copying calls. */
+static void test_inplace(void **state)
+{
+    struct pair p;
+    static uint8_t buf[4096 + SWC_SECCHAN_OVERHEAD];
+    pair_defaults(&p);
+    pair_create(&p);
+    assert_int_equal(run(&p, &no_damage).rc, 0);
+    for (size_t i = 0; i < 4096; i++) {
+        buf[i] = (uint8_t)(i * 13);
+    }
+    assert_int_equal(swc_secchan_seal_inplace(p.c, buf, 4096), 0);
+    struct swc_buf o;
+    swc_buf_init(&o);
+    assert_int_equal(swc_secchan_open(p.s, buf, sizeof buf, &o), 0);
+    assert_int_equal(o.len, 4096);
+    for (size_t i = 0; i < 4096; i++) {
+        assert_int_equal(o.data[i], (uint8_t)(i * 13));
+    }
+    struct swc_buf sealed;
+    swc_buf_init(&sealed);
+    assert_int_equal(swc_secchan_seal(p.c, o.data, o.len, &sealed), 0);
+    assert_int_equal(swc_secchan_open_inplace(p.s, sealed.data, sealed.len), 0);
+    assert_memory_equal(sealed.data, o.data, o.len);
+    /* Tampering is caught in place too, and is final. */
+    assert_int_equal(swc_secchan_seal(p.c, o.data, 10, &sealed), 0);
+    sealed.data[sealed.len - 1] ^= 1;
+    assert_int_equal(swc_secchan_open_inplace(p.s, sealed.data + o.len + 16, 10 + 16), SWC_EAUTH);
+    assert_int_equal(swc_secchan_open_inplace(p.s, sealed.data, 16), SWC_ESTATE);
+    swc_buf_free(&o);
+    swc_buf_free(&sealed);
     pair_destroy(&p);
 }
 
@@ -732,6 +923,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_handshake),
         cmocka_unit_test(test_frames_both_ways),
+        cmocka_unit_test(test_cipher_negotiation),
+        cmocka_unit_test(test_cipher_downgrade),
+        cmocka_unit_test(test_inplace),
         cmocka_unit_test(test_anonymous_client),
         cmocka_unit_test(test_join_pin_by_digest),
         cmocka_unit_test(test_anonymous_refused),
