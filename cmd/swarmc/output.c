@@ -439,7 +439,16 @@ char *swc_out_service_ls(const Swarmc__ListServicesResponse *r, const struct swc
         }
         trunc_id(s->id, o->no_trunc, id, sizeof id);
         swc_out_replicas(s, c, reps, sizeof reps);
-        swc_out_ports(s->spec ? s->spec->endpoint : NULL, ports, sizeof ports);
+        /* Show the allocated ports (dynamic ones resolved) once the manager
+         * has allocated them, else what the spec asks for. */
+        if (s->endpoint != NULL && s->endpoint->n_ports > 0) {
+            Swarmc__EndpointSpec alloc = SWARMC__ENDPOINT_SPEC__INIT;
+            alloc.n_ports = s->endpoint->n_ports;
+            alloc.ports = s->endpoint->ports;
+            swc_out_ports(&alloc, ports, sizeof ports);
+        } else {
+            swc_out_ports(s->spec ? s->spec->endpoint : NULL, ports, sizeof ports);
+        }
         if (o->quiet) {
             sb_puts(&b, id);
             sb_puts(&b, "\n");

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "manager/manager_int.h"
 #include "manager/orchestrator.h"
+#include "manager/ports.h"
 #include "manager/reaper.h"
 #include "manager/scheduler.h"
 #include "manager/update.h"
@@ -389,9 +390,139 @@ out:
     task_set_clear(&ts);
 }
 
+/* ---- allocator: published ports ------------------------------------------------ */
+
+static void allocs_from_endpoint(const Swarmc__Endpoint *ep, struct swc_port_alloc *out, size_t *n,
+                                 size_t max)
+{
+    *n = 0;
+    for (size_t i = 0; ep != NULL && i < ep->n_ports && *n < max; i++) {
+        out[*n].protocol = (int)ep->ports[i]->protocol;
+        out[*n].target_port = ep->ports[i]->target_port;
+        out[*n].published_port = ep->ports[i]->published_port;
+        out[*n].publish_mode = (int)ep->ports[i]->publish_mode;
+        (*n)++;
+    }
+}
+
+#define MAX_PORTS 256
+
+/* Claim every service's ingress ports in store order (which is creation
+ * order, so an older service keeps a contested port). A service whose
+ * allocation changed gets its endpoint written and is not reconciled in this
+ * pass; one that cannot be allocated is marked failed. */
+static void allocate_ports(struct swc_pipeline *p, struct writer *w, Swarmc__Service **svcs,
+                           size_t n, bool *changed, char **failed)
+{
+    struct swc_ports *ports = NULL;
+    if (swc_ports_create(&ports) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Swarmc__Service *svc = svcs[i];
+        struct swc_port_alloc prev[MAX_PORTS], *out = NULL;
+        size_t nprev, nout = 0;
+        struct swc_err err;
+        allocs_from_endpoint(svc->endpoint, prev, &nprev, MAX_PORTS);
+        const Swarmc__EndpointSpec *spec = svc->spec != NULL ? svc->spec->endpoint : NULL;
+        if (swc_ports_allocate(ports, svc->id, svc->spec->annotations->name, spec, prev, nprev,
+                               &out, &nout, &err) != 0) {
+            failed[i] = swc_strdup(swc_err_msg(&err));
+            swc_warnf(MOD, "service %s: port allocation: %s", svc->id, swc_err_msg(&err));
+            continue;
+        }
+        bool same = nout == nprev;
+        for (size_t k = 0; same && k < nout; k++) {
+            same = out[k].protocol == prev[k].protocol &&
+                   out[k].target_port == prev[k].target_port &&
+                   out[k].published_port == prev[k].published_port &&
+                   out[k].publish_mode == prev[k].publish_mode;
+        }
+        if (!same) {
+            Swarmc__Endpoint ep = SWARMC__ENDPOINT__INIT;
+            Swarmc__PortConfig pcs[MAX_PORTS], *pptr[MAX_PORTS];
+            for (size_t k = 0; k < nout && k < MAX_PORTS; k++) {
+                swarmc__port_config__init(&pcs[k]);
+                pcs[k].protocol = (Swarmc__PortProtocol)out[k].protocol;
+                pcs[k].target_port = out[k].target_port;
+                pcs[k].published_port = out[k].published_port;
+                pcs[k].publish_mode = (Swarmc__PublishMode)out[k].publish_mode;
+                pptr[k] = &pcs[k];
+            }
+            ep.spec = (Swarmc__EndpointSpec *)spec;
+            ep.n_ports = nout < MAX_PORTS ? nout : MAX_PORTS;
+            ep.ports = pptr;
+            Swarmc__Endpoint *old = svc->endpoint;
+            svc->endpoint = &ep;
+            struct swc_store_txn *txn = writer_txn(w);
+            if (txn != NULL) {
+                swc_store_txn_update(txn, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, &svc->base,
+                                     svc->meta != NULL ? svc->meta->version : 0);
+            }
+            svc->endpoint = old;
+            changed[i] = true;
+        }
+        swc_free(out);
+    }
+    swc_ports_destroy(ports);
+}
+
+/* Check, before a service is written, that its ingress ports are free:
+ * the control API calls this so a conflict is refused at create/update. */
+int swc_pipeline_check_ports(struct swc_store *s, const char *service_id, const char *name,
+                             const Swarmc__EndpointSpec *spec, struct swc_err *err)
+{
+    struct swc_ports *ports = NULL;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    int rv;
+    if (spec == NULL || spec->n_ports == 0) {
+        return 0;
+    }
+    if (swc_ports_create(&ports) != 0) {
+        return swc_err_set(err, SWC_ENOMEM, "out of memory");
+    }
+    swc_store_iter_kind(s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        if (service_id != NULL && strcmp(o.id, service_id) == 0) {
+            continue;
+        }
+        Swarmc__Service *svc = (Swarmc__Service *)swc_store_decode(&o, NULL);
+        if (svc == NULL) {
+            continue;
+        }
+        struct swc_port_alloc prev[MAX_PORTS], *out = NULL;
+        size_t nprev, nout;
+        struct swc_err ignore;
+        allocs_from_endpoint(svc->endpoint, prev, &nprev, MAX_PORTS);
+        swc_ports_allocate(ports, svc->id, o.name, svc->spec != NULL ? svc->spec->endpoint : NULL,
+                           prev, nprev, &out, &nout, &ignore);
+        swc_free(out);
+        swc_store_free_decoded(&svc->base);
+    }
+    struct swc_port_alloc *out = NULL;
+    size_t nout = 0;
+    rv = swc_ports_allocate(ports, service_id != NULL ? service_id : "new", name, spec, NULL, 0,
+                            &out, &nout, err);
+    swc_free(out);
+    swc_ports_destroy(ports);
+    return rv;
+}
+
 /* ---- allocator and scheduler ------------------------------------------------------ */
 
-static void allocate(struct swc_pipeline *p, struct writer *w, int64_t now)
+static const char *failed_reason(Swarmc__Service **svcs, char **failed, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (failed[i] != NULL && strcmp(svcs[i]->id, id) == 0) {
+            return failed[i];
+        }
+    }
+    return NULL;
+}
+
+static void allocate(struct swc_pipeline *p, struct writer *w, int64_t now, Swarmc__Service **svcs,
+                     char **failed, size_t nsvcs)
 {
     struct swc_store_iter it;
     struct swc_store_obj o;
@@ -401,7 +532,19 @@ static void allocate(struct swc_pipeline *p, struct writer *w, int64_t now)
         if (t == NULL) {
             continue;
         }
-        if (t->desired_state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING && t->status != NULL) {
+        const char *why = failed_reason(svcs, failed, nsvcs, o.service_id);
+        if (why != NULL) {
+            /* An allocation failure is written on the task, once. */
+            char msg[SWC_ERRMSG_SIZE + 32];
+            snprintf(msg, sizeof msg, "allocation failed: %s", why);
+            if (t->status != NULL && (t->status->err == NULL || strcmp(t->status->err, msg) != 0)) {
+                char *old = t->status->err;
+                t->status->err = msg;
+                put_task(w, t, o.version);
+                t->status->err = old;
+            }
+        } else if (t->desired_state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING &&
+                   t->status != NULL) {
             char *old = t->status->message;
             t->status->state = SWARMC__TASK_STATE__TASK_STATE_PENDING;
             t->status->timestamp = now;
@@ -646,19 +789,31 @@ static void pass(uv_timer_t *timer)
                 j++;
             }
         }
-        for (size_t i = 0; i < j; i++) {
-            reconcile_service(p, &w, svcs[i], nodes, k, sched, now, &wake);
-        }
     }
-    allocate(p, &w, now);
+    bool *changed = swc_calloc(j + 1, sizeof *changed);
+    char **failed = swc_calloc(j + 1, sizeof *failed);
+    if (svcs != NULL && changed != NULL && failed != NULL) {
+        allocate_ports(p, &w, svcs, j, changed, failed);
+        for (size_t i = 0; i < j; i++) {
+            if (!changed[i]) { /* a changed one is reconciled after its write */
+                reconcile_service(p, &w, svcs[i], nodes, k, sched, now, &wake);
+            }
+        }
+        allocate(p, &w, now, svcs, failed, j);
+    }
     schedule(p, &w, sched, now);
     reap(p, &w, swc_reaper_limit(cluster));
     writer_flush(&w);
 
     for (size_t i = 0; svcs != NULL && i < j; i++) {
         swc_store_free_decoded(&svcs[i]->base);
+        if (failed != NULL) {
+            swc_free(failed[i]);
+        }
     }
     swc_free(svcs);
+    swc_free(changed);
+    swc_free(failed);
     if (cluster != NULL) {
         swc_store_free_decoded(&cluster->base);
     }
