@@ -732,7 +732,11 @@ static int log_cb(ProtobufCMessage *m, void *data)
     if (lm->error != NULL && lm->error->code != 0) {
         fprintf(stderr, "Error: %s\n", lm->error->message);
     } else {
-        if (!lc->raw) {
+        if (!lc->raw && lm->task_name != NULL && lm->task_name[0] != '\0') {
+            /* the manager names them: web.1.<id>@host, as docker does */
+            fprintf(out, "%s@%s    | ", lm->task_name,
+                    lm->node_name != NULL && lm->node_name[0] ? lm->node_name : lm->node_id);
+        } else if (!lc->raw) {
             fprintf(out, "%.*s@%.*s    | ", lc->no_trunc ? 64 : SWC_OUT_ID_LEN, lm->task_id,
                     lc->no_trunc ? 64 : SWC_OUT_ID_LEN, lm->node_id);
         }

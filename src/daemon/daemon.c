@@ -82,6 +82,15 @@ struct daemon {
     struct swc_rpc_req *leave_req; /* answered once the node has left */
     size_t leave_removing;         /* containers still being removed */
     bool leave_cleaned;            /* the containers were listed for removal */
+    bool switching;                /* restarting the cluster parts in a new role */
+    /* cluster.Renew: certificate renewal, role changes, removal */
+    uv_timer_t renew_timer;
+    bool renew_timer_init;
+    bool renew_inflight;
+    int renew_frac; /* renew at this % of the certificate's life (0: not drawn) */
+    struct swc_rpc_conn *renew_conn;
+    char renew_conn_addr[256];
+    char renew_addr[256];
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -165,6 +174,7 @@ static int save_cluster(struct daemon *d)
     json_object_set_new(j, "raft_id", json_integer((json_int_t)d->raft_id));
     json_object_set_new(j, "listen_addr", json_string(d->listen_addr));
     json_object_set_new(j, "advertise_addr", json_string(d->advertise_addr));
+    json_object_set_new(j, "manager_addr", json_string(d->join_manager));
     hex_encode(d->ca_pk, sizeof d->ca_pk, hex);
     json_object_set_new(j, "ca_public_key", json_string(hex));
     char *certhex = swc_malloc(2 * d->identity.cert_len + 1);
@@ -228,6 +238,10 @@ static int load_cluster(struct daemon *d)
     const char *s = json_string_value(json_object_get(j, "advertise_addr"));
     if (s != NULL && d->opts.advertise_addr == NULL) {
         snprintf(d->advertise_addr, sizeof d->advertise_addr, "%s", s);
+    }
+    s = json_string_value(json_object_get(j, "manager_addr"));
+    if (s != NULL) {
+        snprintf(d->join_manager, sizeof d->join_manager, "%s", s);
     }
     s = json_string_value(json_object_get(j, "listen_addr"));
     if (s != NULL && d->opts.listen_addr == NULL) {
@@ -314,7 +328,270 @@ static void worker_started(void *data, int code)
     }
 }
 
+/* ---- worker.Logs: a manager asks for the output of tasks running here ------------- */
+
+/* One packed message waiting for the connection to drain. */
+struct pending_msg {
+    struct pending_msg *next;
+    size_t len;
+    uint8_t data[];
+};
+
+/* A queue of packed stream messages sent in order, waiting on backpressure. */
+struct msg_queue {
+    struct pending_msg *head, *tail;
+    bool waiting; /* on_writable registered */
+};
+
+static void queue_clear(struct msg_queue *q)
+{
+    while (q->head != NULL) {
+        struct pending_msg *p = q->head;
+        q->head = p->next;
+        swc_free(p);
+    }
+    q->tail = NULL;
+}
+
+static void queue_flush(struct swc_rpc_req *req, struct msg_queue *q);
+
+static void queue_writable(struct swc_rpc_req *req, int status, void *data)
+{
+    struct msg_queue *q = data;
+    q->waiting = false;
+    if (status == 0) {
+        queue_flush(req, q);
+    }
+}
+
+static void queue_flush(struct swc_rpc_req *req, struct msg_queue *q)
+{
+    while (q->head != NULL) {
+        int rv = swc_rpc_send(req, q->head->data, q->head->len);
+        if (rv == SWC_EBUSY) {
+            if (!q->waiting) {
+                q->waiting = true;
+                swc_rpc_req_on_writable(req, queue_writable, q);
+            }
+            return;
+        }
+        struct pending_msg *p = q->head;
+        q->head = p->next;
+        swc_free(p);
+        if (rv != 0) {
+            queue_clear(q);
+            return;
+        }
+    }
+    q->tail = NULL;
+}
+
+/* Send msg on the stream req, or queue it behind earlier ones. */
+static void queue_send(struct swc_rpc_req *req, struct msg_queue *q, const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    struct pending_msg *p = swc_malloc(sizeof *p + len + 1);
+    if (p == NULL) {
+        return;
+    }
+    protobuf_c_message_pack(msg, p->data);
+    p->len = len;
+    p->next = NULL;
+    if (q->tail != NULL) {
+        q->tail->next = p;
+    } else {
+        q->head = p;
+    }
+    q->tail = p;
+    queue_flush(req, q);
+}
+
+enum { WL_FIRST, WL_BASELINE, WL_POLL };
+
+struct wlogs_task {
+    char id[SWC_ID_LEN + 1];
+    int phase;
+    uint64_t sent; /* bytes of the full log already sent (follow) */
+};
+
+struct wlogs {
+    struct daemon *d;
+    struct swc_rpc_req *req;
+    struct wlogs_task *tasks;
+    size_t n, cur;
+    bool follow;
+    int tail;
+    uint64_t pos; /* bytes seen in the fetch in flight */
+    bool inflight, canceled, finished;
+    uv_timer_t timer;
+    struct msg_queue q;
+};
+
+#define WLOGS_POLL_MS 1000
+
+static void wlogs_free(uv_handle_t *h)
+{
+    struct wlogs *w = h->data;
+    queue_clear(&w->q);
+    swc_free(w->tasks);
+    swc_free(w);
+}
+
+static void wlogs_finish(struct wlogs *w, int status, const char *msg)
+{
+    if (w->finished) {
+        return;
+    }
+    w->finished = true;
+    swc_rpc_end(w->req, w->canceled ? SWC_ECANCELED : status, msg);
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, wlogs_free);
+}
+
+static void wlogs_chunk(void *data, int stream, const char *buf, size_t len)
+{
+    struct wlogs *w = data;
+    struct wlogs_task *t = &w->tasks[w->cur];
+    uint64_t start = w->pos;
+    w->pos += len;
+    if (w->canceled || t->phase == WL_BASELINE) {
+        return;
+    }
+    size_t skip = 0;
+    if (t->phase == WL_POLL) {
+        if (w->pos <= t->sent) {
+            return;
+        }
+        skip = t->sent > start ? (size_t)(t->sent - start) : 0;
+    }
+    Swarmc__LogMessage m = SWARMC__LOG_MESSAGE__INIT;
+    m.task_id = t->id;
+    m.node_id = w->d->node_id;
+    m.stream = (uint32_t)stream;
+    m.data.data = (uint8_t *)buf + skip;
+    m.data.len = len - skip;
+    m.timestamp = swc_now_wall();
+    queue_send(w->req, &w->q, &m.base);
+}
+
+static void wlogs_next(struct wlogs *w);
+
+static void wlogs_done(void *data, int code, const char *errmsg, const char *cid)
+{
+    struct wlogs *w = data;
+    struct wlogs_task *t = &w->tasks[w->cur];
+    (void)cid;
+    w->inflight = false;
+    if (code == 0 || t->phase != WL_FIRST) {
+        if (t->phase == WL_POLL || t->phase == WL_BASELINE || w->tail == 0) {
+            t->sent = w->pos > t->sent ? w->pos : t->sent;
+        }
+    } else if (code != SWC_ECANCELED) {
+        swc_debugf(MOD, "logs of task %s: %s", t->id, errmsg ? errmsg : swc_strerror(code));
+    }
+    if (t->phase == WL_FIRST) {
+        t->phase = w->follow && w->tail > 0 ? WL_BASELINE : WL_POLL;
+        if (t->phase == WL_POLL) {
+            w->cur++;
+        }
+    } else {
+        t->phase = WL_POLL;
+        w->cur++;
+    }
+    wlogs_next(w);
+}
+
+static void wlogs_round(uv_timer_t *timer)
+{
+    struct wlogs *w = timer->data;
+    w->cur = 0;
+    wlogs_next(w);
+}
+
+/* Fetch the next task's logs, or end the round. */
+static void wlogs_next(struct wlogs *w)
+{
+    while (!w->canceled && w->cur < w->n) {
+        struct wlogs_task *t = &w->tasks[w->cur];
+        if (w->d->worker == NULL || w->d->stopping) {
+            wlogs_finish(w, SWC_EUNAVAIL, "the node is stopping");
+            return;
+        }
+        int tail = t->phase == WL_FIRST && w->tail > 0 ? w->tail : -1;
+        w->pos = 0;
+        if (swc_worker_logs(w->d->worker, t->id, tail, wlogs_chunk, wlogs_done, w) == 0) {
+            w->inflight = true;
+            return;
+        }
+        w->cur++; /* no container (yet, or any more) */
+    }
+    if (w->canceled) {
+        wlogs_finish(w, SWC_ECANCELED, NULL);
+    } else if (!w->follow) {
+        wlogs_finish(w, 0, NULL);
+    } else {
+        uv_timer_start(&w->timer, wlogs_round, WLOGS_POLL_MS, 0);
+    }
+}
+
+static void wlogs_canceled(struct swc_rpc_req *req, int status, void *data)
+{
+    struct wlogs *w = data;
+    (void)req;
+    (void)status;
+    w->canceled = true;
+    if (!w->inflight) {
+        wlogs_finish(w, SWC_ECANCELED, NULL);
+    }
+}
+
+/* "worker.Logs" on the cluster port: only managers may read logs. */
+static void h_worker_logs(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct daemon *d = data;
+    const struct swc_rpc_peer *peer = swc_rpc_req_peer(req);
+    if (peer == NULL || !peer->secure || !peer->has_cert || peer->role != SWC_ROLE_MANAGER) {
+        swc_rpc_end(req, SWC_EAUTH, "worker.Logs: only managers may read logs");
+        return;
+    }
+    Swarmc__WorkerLogsRequest *r = swarmc__worker_logs_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        swc_rpc_end(req, SWC_EPROTO, "worker.Logs: undecodable request");
+        return;
+    }
+    struct wlogs *w = swc_calloc(1, sizeof *w);
+    if (w != NULL) {
+        w->tasks = swc_calloc(r->n_task_ids + 1, sizeof *w->tasks);
+    }
+    if (w == NULL || w->tasks == NULL || d->worker == NULL) {
+        swc_rpc_end(req, w == NULL || w->tasks == NULL ? SWC_ENOMEM : SWC_EUNAVAIL,
+                    "worker.Logs: cannot serve logs now");
+        if (w != NULL) {
+            swc_free(w->tasks);
+        }
+        swc_free(w);
+        swarmc__worker_logs_request__free_unpacked(r, &swc_pb_allocator);
+        return;
+    }
+    w->d = d;
+    w->req = req;
+    for (size_t i = 0; i < r->n_task_ids; i++) {
+        if (strlen(r->task_ids[i]) <= SWC_ID_LEN) {
+            snprintf(w->tasks[w->n++].id, sizeof w->tasks[0].id, "%s", r->task_ids[i]);
+        }
+    }
+    w->follow = r->follow;
+    w->tail = r->tail > INT32_MAX ? INT32_MAX : (int)r->tail;
+    swarmc__worker_logs_request__free_unpacked(r, &swc_pb_allocator);
+    uv_timer_init(d->loop, &w->timer);
+    w->timer.data = w;
+    swc_rpc_req_on_cancel(req, wlogs_canceled, w);
+    wlogs_next(w);
+}
+
 static void h_cluster_join(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data);
+static void h_cluster_renew(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data);
+static void renew_schedule(struct daemon *d, uint64_t ms);
 
 static int start_node(struct daemon *d, bool bootstrap)
 {
@@ -329,8 +606,10 @@ static int start_node(struct daemon *d, bool bootstrap)
         swc_errorf(MOD, "listen on %s: %s", d->listen_addr, swc_strerror(rv));
         return rv;
     }
+    swc_rpc_server_register(d->cluster_srv, "worker.Logs", true, h_worker_logs, d);
     if (d->role == SWC_ROLE_MANAGER) {
         swc_rpc_server_register(d->cluster_srv, "cluster.Join", false, h_cluster_join, d);
+        swc_rpc_server_register(d->cluster_srv, "cluster.Renew", false, h_cluster_renew, d);
         char raft_addr[300], host[256];
         int port = 0;
         snprintf(host, sizeof host, "%s", d->advertise_addr);
@@ -368,7 +647,7 @@ static int start_node(struct daemon *d, bool bootstrap)
         secure_config(d, &csc, true);
         mc.client_secure = &csc;
         mc.cluster_srv = d->cluster_srv;
-        mc.control_srv = d->control_srv;
+        mc.control_srv = NULL; /* the control socket reaches it through h_manager_shim */
         mc.cluster_id = d->cluster_id;
         mc.ca_public_key = d->ca_pk;
         mc.worker_token_hash = wh;
@@ -413,6 +692,7 @@ static int start_node(struct daemon *d, bool bootstrap)
         return rv;
     }
     swc_worker_start(d->worker, worker_started, d);
+    renew_schedule(d, 0);
     swc_infof(MOD, "node %s (%s) up: cluster %s, cluster port %s", d->node_id,
               d->role == SWC_ROLE_MANAGER ? "manager" : "worker", d->cluster_id, d->advertise_addr);
     return 0;
@@ -556,6 +836,74 @@ static void h_join_tokens(struct swc_rpc_req *req, const uint8_t *p, size_t len,
     reply_pb(req, &r.base);
 }
 
+/* ---- restore from a backup ----------------------------------------------------------- */
+
+static void restore_reply(struct swc_rpc_req *req, int code, const char *msg, uint64_t objects)
+{
+    Swarmc__RestoreClusterResponse r = SWARMC__RESTORE_CLUSTER_RESPONSE__INIT;
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    e.code = (uint32_t)code;
+    e.message = (char *)(msg != NULL ? msg : "");
+    r.error = &e;
+    r.objects = objects;
+    reply_pb(req, &r.base);
+}
+
+static void restored(void *data, int code, const char *msg, uint64_t objects)
+{
+    struct swc_rpc_req *req = data;
+    if (code == 0) {
+        swc_infof(MOD, "restored %llu objects from a backup", (unsigned long long)objects);
+    }
+    restore_reply(req, code, msg, objects);
+}
+
+/* "control.RestoreCluster": a daemon that is not in a cluster (or a manager
+ * started with --force-new-cluster) starts a one-manager cluster from a
+ * backup, keeping every object. */
+static void h_restore_cluster(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct daemon *d = data;
+    struct swc_err err;
+    struct swc_manager_backup *b = NULL;
+    Swarmc__RestoreClusterRequest *r =
+        swarmc__restore_cluster_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL || r->path == NULL || r->path[0] != '/') {
+        restore_reply(req, SWC_EINVAL, "restore: the path must be absolute", 0);
+        goto out;
+    }
+    bool forced = d->member && d->opts.force_new_cluster && d->manager != NULL;
+    if (d->member && !forced) {
+        restore_reply(req, SWC_EEXIST,
+                      "this node is already part of a cluster: restore on a daemon that is not "
+                      "(run `swarmc leave --force` first) or one started with --force-new-cluster",
+                      0);
+        goto out;
+    }
+    if (d->leaving || d->stopping) {
+        restore_reply(req, SWC_ESTATE, "this node is leaving or stopping", 0);
+        goto out;
+    }
+    if (swc_manager_backup_load(r->path, &b, &err) != 0) {
+        restore_reply(req, err.code, swc_err_msg(&err), 0);
+        goto out;
+    }
+    if (!d->member && do_init(d, &err) != 0) {
+        swc_manager_backup_free(b);
+        restore_reply(req, err.code, swc_err_msg(&err), 0);
+        goto out;
+    }
+    swc_infof(MOD, "restoring %llu objects from %s",
+              (unsigned long long)swc_manager_backup_objects(b), r->path);
+    if (swc_manager_restore(d->manager, b, restored, req) != 0) {
+        restore_reply(req, SWC_ENOMEM, "out of memory", 0);
+    }
+out:
+    if (r != NULL) {
+        swarmc__restore_cluster_request__free_unpacked(r, &swc_pb_allocator);
+    }
+}
+
 /* ---- joining ------------------------------------------------------------------------ */
 
 static bool same_hash(const uint8_t *a, const uint8_t *b)
@@ -577,6 +925,8 @@ static void join_reply_error(struct swc_rpc_req *req, int code, const char *msg)
     reply_pb(req, &r.base);
 }
 
+static int64_t cert_life_ns(void);
+
 /* Issue a certificate for (node_id, role) over public_key into out. */
 static int issue_cert(struct daemon *d, const char *node_id, int role, const uint8_t *public_key,
                       struct swc_buf *out)
@@ -587,7 +937,7 @@ static int issue_cert(struct daemon *d, const char *node_id, int role, const uin
     snprintf(cert.cluster_id, sizeof cert.cluster_id, "%s", d->cluster_id);
     cert.role = role;
     memcpy(cert.public_key, public_key, sizeof cert.public_key);
-    cert.not_after = swc_now_wall() + 90LL * 24 * 3600 * SWC_NS_PER_SEC;
+    cert.not_after = swc_now_wall() + cert_life_ns();
     int rv = swc_cert_sign(&cert, d->ca_sk);
     return rv != 0 ? rv : swc_cert_encode(&cert, out);
 }
@@ -899,12 +1249,408 @@ out:
     swarmc__join_cluster_request__free_unpacked(r, &swc_pb_allocator);
 }
 
+/* ---- certificate renewal and role changes ------------------------------------------ */
+
+/* How long certificates live: 90 days, or SWARMC_CERT_EXPIRY (tests). */
+static int64_t cert_life_ns(void)
+{
+    const char *s = getenv("SWARMC_CERT_EXPIRY");
+    int64_t ns = 0;
+    if (s != NULL && swc_parse_duration(s, &ns) == 0 && ns >= SWC_NS_PER_SEC) {
+        return ns;
+    }
+    return 90LL * 24 * 3600 * SWC_NS_PER_SEC;
+}
+
+static void renew_reply_cert(struct daemon *d, struct swc_rpc_req *req, const char *node_id,
+                             int role, const uint8_t *pk, uint64_t raft_id)
+{
+    struct swc_buf cert;
+    swc_buf_init(&cert);
+    if (issue_cert(d, node_id, role, pk, &cert) != 0) {
+        swc_buf_free(&cert);
+        join_reply_error(req, SWC_EINTERNAL, "renew: cannot issue a certificate");
+        return;
+    }
+    Swarmc__JoinResponse resp = SWARMC__JOIN_RESPONSE__INIT;
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    char *mgrs[1] = {d->advertise_addr};
+    resp.error = &e;
+    resp.node_id = (char *)node_id;
+    resp.cert.data = cert.data;
+    resp.cert.len = cert.len;
+    resp.ca_public_key.data = d->ca_pk;
+    resp.ca_public_key.len = sizeof d->ca_pk;
+    resp.cluster_id = d->cluster_id;
+    resp.role = role == SWC_ROLE_MANAGER ? SWARMC__NODE_ROLE__NODE_ROLE_MANAGER
+                                         : SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
+    resp.n_manager_addrs = 1;
+    resp.manager_addrs = mgrs;
+    if (role == SWC_ROLE_MANAGER) {
+        resp.raft_id = raft_id;
+        resp.data_key.data = d->data_key;
+        resp.data_key.len = sizeof d->data_key;
+        resp.ca_secret_key.data = d->ca_sk;
+        resp.ca_secret_key.len = sizeof d->ca_sk;
+        resp.worker_token = d->worker_token;
+        resp.manager_token = d->manager_token;
+    }
+    reply_pb(req, &resp.base);
+    swc_buf_free(&cert);
+}
+
+struct demotion {
+    struct daemon *d;
+    struct swc_rpc_req *req;
+    char node_id[SWC_CERT_ID_MAX + 1];
+    uint8_t pk[SWC_SIGN_PK_LEN];
+};
+
+static void demoted(void *data, int status, const char *msg)
+{
+    struct demotion *x = data;
+    if (status != 0) {
+        join_reply_error(x->req, status, msg != NULL ? msg : swc_strerror(status));
+    } else {
+        swc_infof(MOD, "node %s demoted: removed from raft", x->node_id);
+        renew_reply_cert(x->d, x->req, x->node_id, SWC_ROLE_WORKER, x->pk, 0);
+    }
+    swc_free(x);
+}
+
+/* "cluster.Renew" on a manager's cluster port: a node with a certificate
+ * asks for a fresh one; it gets its desired role from the store. */
+static void h_cluster_renew(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct daemon *d = data;
+    struct swc_err err;
+    const struct swc_rpc_peer *peer = swc_rpc_req_peer(req);
+    Swarmc__JoinRequest *r = swarmc__join_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        join_reply_error(req, SWC_EPROTO, "renew: undecodable request");
+        return;
+    }
+    if (peer == NULL || !peer->secure || !peer->has_cert) {
+        join_reply_error(req, SWC_EAUTH, "renew: present a certificate (join first)");
+        goto out;
+    }
+    if (!d->has_ca_sk || d->manager == NULL) {
+        join_reply_error(req, SWC_ESTATE, "renew: this node is not a manager");
+        goto out;
+    }
+    if (r->public_key.len != SWC_SIGN_PK_LEN) {
+        join_reply_error(req, SWC_EINVAL, "renew: public_key must be 32 bytes");
+        goto out;
+    }
+    int desired = peer->role == SWC_ROLE_MANAGER ? SWARMC__NODE_ROLE__NODE_ROLE_MANAGER
+                                                 : SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
+    int rv = swc_manager_node_info(d->manager, peer->node_id, &desired);
+    if (rv == SWC_EAUTH) {
+        join_reply_error(req, SWC_EAUTH, "this node was removed from the cluster");
+        goto out;
+    }
+    int role = desired == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER ? SWC_ROLE_MANAGER : SWC_ROLE_WORKER;
+    const char *addr = r->advertise_addr != NULL ? r->advertise_addr : "";
+    uint64_t raft_id = 0;
+    bool member = addr[0] != '\0' && swc_manager_member_by_addr(d->manager, addr, &raft_id) == 0;
+    bool change = (role == SWC_ROLE_MANAGER) != (peer->role == SWC_ROLE_MANAGER) ||
+                  (role == SWC_ROLE_MANAGER && !member) || (role == SWC_ROLE_WORKER && member);
+    if (change && !swc_manager_is_leader(d->manager)) {
+        char leader[256] = "";
+        swc_manager_leader_addr(d->manager, leader, sizeof leader);
+        Swarmc__JoinResponse resp = SWARMC__JOIN_RESPONSE__INIT;
+        Swarmc__Error e = SWARMC__ERROR__INIT;
+        char *mgrs[1] = {leader};
+        e.code = SWC_ENOTLEADER;
+        e.message = "renew: a role change goes through the leader";
+        resp.error = &e;
+        resp.n_manager_addrs = leader[0] != '\0' ? 1 : 0;
+        resp.manager_addrs = mgrs;
+        reply_pb(req, &resp.base);
+        goto out;
+    }
+    if (change && role == SWC_ROLE_MANAGER && !member) {
+        char host[256], raft_addr[300];
+        snprintf(host, sizeof host, "%s", addr);
+        char *colon = strrchr(host, ':');
+        if (colon == NULL) {
+            join_reply_error(req, SWC_EINVAL, "renew: a manager must give ADDR:PORT");
+            goto out;
+        }
+        *colon = '\0';
+        snprintf(raft_addr, sizeof raft_addr, "%s:%d", host, atoi(colon + 1) + 1);
+        raft_id = (swc_random_u64() >> 1) | 2;
+        if (swc_manager_add_member(d->manager, raft_id, raft_addr, &err) != 0) {
+            join_reply_error(req, err.code, swc_err_msg(&err));
+            goto out;
+        }
+        swc_infof(MOD, "node %s promoted: joining raft as %llu", peer->node_id,
+                  (unsigned long long)raft_id);
+    } else if (change && role == SWC_ROLE_WORKER && member) {
+        struct demotion *x = swc_calloc(1, sizeof *x);
+        if (x == NULL) {
+            join_reply_error(req, SWC_ENOMEM, "out of memory");
+            goto out;
+        }
+        x->d = d;
+        x->req = req;
+        snprintf(x->node_id, sizeof x->node_id, "%s", peer->node_id);
+        memcpy(x->pk, r->public_key.data, SWC_SIGN_PK_LEN);
+        if (swc_manager_remove_member(d->manager, raft_id, demoted, x, &err) != 0) {
+            swc_free(x);
+            join_reply_error(req, err.code, swc_err_msg(&err));
+        }
+        goto out;
+    }
+    renew_reply_cert(d, req, peer->node_id, role, r->public_key.data, raft_id);
+out:
+    swarmc__join_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+static void renew_schedule(struct daemon *d, uint64_t ms);
+static void switch_role(struct daemon *d);
+static void removed_stop(struct daemon *d);
+
+/* When this node should get a fresh certificate: at a random 50-80 % of
+ * its life (the fraction is drawn once per certificate). */
+static bool renew_due(struct daemon *d)
+{
+    struct swc_cert c;
+    if (swc_cert_decode(d->identity.cert, d->identity.cert_len, &c) != 0) {
+        return true;
+    }
+    int64_t life = cert_life_ns();
+    if (d->renew_frac == 0) {
+        d->renew_frac = 50 + (int)(swc_random_u64() % 31);
+    }
+    int64_t issued = c.not_after - life;
+    return swc_now_wall() >= issued + life / 100 * d->renew_frac;
+}
+
+static void renewed(struct swc_rpc_call *call, int status, const char *errmsg,
+                    const uint8_t *payload, size_t len, void *data)
+{
+    struct daemon *d = data;
+    (void)call;
+    d->renew_inflight = false;
+    if (d->stopping || !d->member) {
+        return;
+    }
+    if (status != 0) {
+        swc_debugf(MOD, "renew at %s: %s", d->renew_addr,
+                   errmsg != NULL && errmsg[0] ? errmsg : swc_strerror(status));
+        if (d->renew_conn != NULL) {
+            swc_rpc_conn_close(d->renew_conn, NULL, NULL);
+            d->renew_conn = NULL;
+        }
+        d->renew_addr[0] = '\0';
+        renew_schedule(d, 0);
+        return;
+    }
+    Swarmc__JoinResponse *r = swarmc__join_response__unpack(&swc_pb_allocator, len, payload);
+    if (r == NULL) {
+        renew_schedule(d, 0);
+        return;
+    }
+    int code = r->error != NULL ? (int)r->error->code : 0;
+    if (code == SWC_EAUTH) {
+        swc_errorf(MOD, "this node was removed from the cluster: stopping its cluster parts (%s)",
+                   r->error->message);
+        swarmc__join_response__free_unpacked(r, &swc_pb_allocator);
+        removed_stop(d);
+        return;
+    }
+    if (code == SWC_ENOTLEADER && r->n_manager_addrs > 0) {
+        snprintf(d->renew_addr, sizeof d->renew_addr, "%s", r->manager_addrs[0]);
+        swarmc__join_response__free_unpacked(r, &swc_pb_allocator);
+        renew_schedule(d, 300);
+        return;
+    }
+    if (code != 0 || r->cert.len == 0 || r->cert.len > SWC_CERT_MAX_LEN) {
+        if (code != 0) {
+            swc_warnf(MOD, "renew: %s", r->error->message);
+        }
+        swarmc__join_response__free_unpacked(r, &swc_pb_allocator);
+        renew_schedule(d, 0);
+        return;
+    }
+    int role = r->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER ? SWC_ROLE_MANAGER : SWC_ROLE_WORKER;
+    bool switching = role != d->role;
+    if (switching && role == SWC_ROLE_MANAGER &&
+        (r->ca_secret_key.len != SWC_SIGN_SK_LEN || r->data_key.len != SWC_DATA_KEY_LEN)) {
+        swc_warnf(MOD, "renew: promoted without the manager keys; retrying");
+        switching = false;
+    } else if (switching || renew_due(d)) {
+        memcpy(d->identity.cert, r->cert.data, r->cert.len);
+        d->identity.cert_len = r->cert.len;
+        d->renew_frac = 0;
+        if (switching) {
+            d->role = role;
+            d->raft_id = r->raft_id;
+            if (role == SWC_ROLE_MANAGER) {
+                memcpy(d->ca_sk, r->ca_secret_key.data, SWC_SIGN_SK_LEN);
+                memcpy(d->data_key, r->data_key.data, SWC_DATA_KEY_LEN);
+                snprintf(d->worker_token, sizeof d->worker_token, "%s",
+                         r->worker_token ? r->worker_token : "");
+                snprintf(d->manager_token, sizeof d->manager_token, "%s",
+                         r->manager_token ? r->manager_token : "");
+                d->has_ca_sk = true;
+            } else {
+                d->has_ca_sk = false;
+                memset(d->ca_sk, 0, sizeof d->ca_sk);
+                snprintf(d->join_manager, sizeof d->join_manager, "%s",
+                         r->n_manager_addrs > 0 ? r->manager_addrs[0] : d->renew_addr);
+            }
+        }
+        if (save_cluster(d) != 0) {
+            swc_errorf(MOD, "renew: cannot write %s/cluster.json", d->state_dir);
+        }
+        if (!switching) {
+            struct swc_secchan_config sc;
+            secure_config(d, &sc, false);
+            swc_rpc_server_set_secure(d->cluster_srv, &sc);
+            swc_infof(MOD, "certificate renewed");
+        }
+    }
+    swarmc__join_response__free_unpacked(r, &swc_pb_allocator);
+    if (switching) {
+        swc_infof(MOD, "role changed: this node is now a %s; restarting its cluster parts",
+                  role == SWC_ROLE_MANAGER ? "manager" : "worker");
+        switch_role(d);
+        return;
+    }
+    renew_schedule(d, 0);
+}
+
+static void renew_tick(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->stopping || !d->member || d->renew_inflight) {
+        return;
+    }
+    if (d->renew_addr[0] == '\0') {
+        char leader[256] = "";
+        if (d->manager != NULL) {
+            swc_manager_leader_addr(d->manager, leader, sizeof leader);
+        }
+        snprintf(d->renew_addr, sizeof d->renew_addr, "%s",
+                 leader[0]                                                   ? leader
+                 : d->role == SWC_ROLE_MANAGER || d->join_manager[0] == '\0' ? d->advertise_addr
+                                                                             : d->join_manager);
+    }
+    if (d->renew_conn != NULL && strcmp(d->renew_conn_addr, d->renew_addr) != 0) {
+        swc_rpc_conn_close(d->renew_conn, NULL, NULL);
+        d->renew_conn = NULL;
+    }
+    if (d->renew_conn == NULL) {
+        struct swc_secchan_config sc;
+        struct swc_rpc_conn_opts co = {0};
+        secure_config(d, &sc, true);
+        co.secure = &sc;
+        if (swc_rpc_connect(d->loop, d->renew_addr, &co, &d->renew_conn) != 0) {
+            d->renew_conn = NULL;
+            d->renew_addr[0] = '\0';
+            renew_schedule(d, 0);
+            return;
+        }
+        snprintf(d->renew_conn_addr, sizeof d->renew_conn_addr, "%s", d->renew_addr);
+    }
+    Swarmc__JoinRequest jr = SWARMC__JOIN_REQUEST__INIT;
+    jr.public_key.data = d->identity.public_key;
+    jr.public_key.len = SWC_SIGN_PK_LEN;
+    jr.advertise_addr = d->advertise_addr;
+    jr.node_id = d->node_id;
+    size_t n = swarmc__join_request__get_packed_size(&jr);
+    uint8_t *buf = swc_malloc(n + 1);
+    if (buf == NULL) {
+        renew_schedule(d, 0);
+        return;
+    }
+    swarmc__join_request__pack(&jr, buf);
+    if (swc_rpc_call(d->renew_conn, "cluster.Renew", buf, n, 10000, renewed, d, NULL) == 0) {
+        d->renew_inflight = true;
+    } else {
+        swc_rpc_conn_close(d->renew_conn, NULL, NULL);
+        d->renew_conn = NULL;
+        d->renew_addr[0] = '\0';
+        renew_schedule(d, 0);
+    }
+    swc_free(buf);
+}
+
+/* Next renewal in ms (0: the period, ~5 s with +-10 % jitter, or
+ * SWARMC_RENEW_PERIOD). */
+static void renew_schedule(struct daemon *d, uint64_t ms)
+{
+    if (ms == 0) {
+        int64_t ns = 5 * SWC_NS_PER_SEC;
+        const char *s = getenv("SWARMC_RENEW_PERIOD");
+        int64_t v;
+        if (s != NULL && swc_parse_duration(s, &v) == 0 && v >= 100 * SWC_NS_PER_MS) {
+            ns = v;
+        }
+        ms = (uint64_t)(ns / SWC_NS_PER_MS);
+        ms = ms * 9 / 10 + swc_random_u64() % (ms / 5 + 1);
+    }
+    if (d->renew_timer_init && !d->stopping) {
+        uv_timer_start(&d->renew_timer, renew_tick, ms, 0);
+    }
+}
+
+static void renew_stop(struct daemon *d)
+{
+    if (d->renew_timer_init) {
+        uv_timer_stop(&d->renew_timer);
+    }
+    if (d->renew_conn != NULL) {
+        swc_rpc_conn_close(d->renew_conn, NULL, NULL);
+        d->renew_conn = NULL;
+    }
+    d->renew_inflight = false;
+    d->renew_addr[0] = '\0';
+}
+
 /* ---- shutdown ---------------------------------------------------------------------- */
+
+static int open_control(struct daemon *d);
+
+static int unlink_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw);
+
+/* The cluster parts are down after a role change: start them again. The
+ * control socket is opened anew (its manager methods pointed at the old
+ * manager); containers keep running and the new worker adopts them. */
+static void switch_finish(struct daemon *d)
+{
+    char path[1200];
+    d->switching = false;
+    d->stopping = false;
+    if (d->role == SWC_ROLE_WORKER) {
+        /* a former manager's raft log must not meet a future raft id */
+        snprintf(path, sizeof path, "%s/raft", d->state_dir);
+        nftw(path, unlink_cb, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    if (open_control(d) != 0) {
+        swc_errorf(MOD, "role change: cannot reopen the control socket %s", d->socket_path);
+        uv_stop(d->loop);
+        return;
+    }
+    if (start_node(d, false) != 0) {
+        swc_errorf(MOD, "role change: cannot start the node as a %s (see above)",
+                   d->role == SWC_ROLE_MANAGER ? "manager" : "worker");
+        return;
+    }
+    swc_infof(MOD, "role change done: running as a %s",
+              d->role == SWC_ROLE_MANAGER ? "manager" : "worker");
+}
 
 static void manager_closed(void *data)
 {
     struct daemon *d = data;
     d->manager = NULL;
+    if (d->switching) {
+        switch_finish(d);
+        return;
+    }
     uv_stop(d->loop);
 }
 
@@ -914,6 +1660,8 @@ static void control_closed(void *data)
     d->control_srv = NULL;
     if (d->manager != NULL) {
         swc_manager_close(d->manager, manager_closed, d);
+    } else if (d->switching) {
+        switch_finish(d);
     } else {
         uv_stop(d->loop);
     }
@@ -950,11 +1698,13 @@ static void leave_finish(void *data)
     d->leaving = false;
     d->stopping = false;
     swc_infof(MOD, "left the cluster");
-    Swarmc__LeaveResponse r = SWARMC__LEAVE_RESPONSE__INIT;
-    Swarmc__Error e = SWARMC__ERROR__INIT;
-    r.error = &e;
-    reply_pb(d->leave_req, &r.base);
-    d->leave_req = NULL;
+    if (d->leave_req != NULL) {
+        Swarmc__LeaveResponse r = SWARMC__LEAVE_RESPONSE__INIT;
+        Swarmc__Error e = SWARMC__ERROR__INIT;
+        r.error = &e;
+        reply_pb(d->leave_req, &r.base);
+        d->leave_req = NULL;
+    }
 }
 
 static void cluster_closed(void *data)
@@ -1045,6 +1795,34 @@ static void agent_closed(void *data)
     }
 }
 
+static void switch_role(struct daemon *d)
+{
+    renew_stop(d);
+    d->switching = true;
+    d->stopping = true;
+    if (d->agent != NULL) {
+        swc_agent_close(d->agent, agent_closed, d);
+    } else {
+        agent_closed(d);
+    }
+}
+
+/* A removed node leaves like `swarmc leave` (containers included). */
+static void removed_stop(struct daemon *d)
+{
+    renew_stop(d);
+    d->leaving = true;
+    d->stopping = true;
+    d->leave_req = NULL;
+    d->leave_removing = 0;
+    d->leave_cleaned = false;
+    if (d->agent != NULL) {
+        swc_agent_close(d->agent, agent_closed, d);
+    } else {
+        agent_closed(d);
+    }
+}
+
 static void h_leave(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
 {
     struct daemon *d = data;
@@ -1074,6 +1852,7 @@ static void h_leave(struct swc_rpc_req *req, const uint8_t *p, size_t len, void 
         return;
     }
     swc_infof(MOD, "leaving the cluster%s", force ? " (forced)" : "");
+    renew_stop(d);
     d->leaving = true;
     d->stopping = true;
     d->leave_req = req;
@@ -1096,11 +1875,58 @@ static void on_signal(uv_signal_t *s, int signum)
     swc_infof(MOD, "signal %d: shutting down (containers keep running)", signum);
     uv_signal_stop(&d->sigterm);
     uv_signal_stop(&d->sigint);
+    renew_stop(d);
     if (d->agent != NULL) {
         swc_agent_close(d->agent, agent_closed, d);
     } else {
         agent_closed(d);
     }
+}
+
+/* The control server with the daemon's own methods (not listening yet). */
+/* The manager's control methods on the control socket: the socket outlives
+ * any one manager (leave, role changes), so requests go to the current one. */
+static void h_manager_shim(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct daemon *d = data;
+    if (d->manager != NULL && !d->stopping && swc_control_dispatch(d->manager, req, p, len)) {
+        return;
+    }
+    const char *msg = d->member ? "this node is not a manager: run the command against a manager "
+                                  "(swarmc -H or SWARMC_HOST)"
+                                : "this node is not part of a cluster yet: run `swarmc init` or "
+                                  "`swarmc join`";
+    if (swc_control_streaming(swc_rpc_req_method(req))) {
+        swc_rpc_end(req, SWC_ESTATE, msg);
+    } else {
+        swc_rpc_reply(req, SWC_ESTATE, msg, NULL, 0);
+    }
+}
+
+static int control_server(struct daemon *d)
+{
+    struct swc_rpc_server_opts so = {0};
+    so.unix_auth = SWC_RPC_UNIX_ROOT_OR_SELF;
+    if (swc_rpc_server_init(d->loop, &so, &d->control_srv) != 0) {
+        return SWC_ENOMEM;
+    }
+    swc_rpc_server_register(d->control_srv, "control.Info", false, h_info, d);
+    swc_rpc_server_register(d->control_srv, "control.Init", false, h_init, d);
+    swc_rpc_server_register(d->control_srv, "control.JoinTokens", false, h_join_tokens, d);
+    swc_rpc_server_register(d->control_srv, "control.JoinCluster", false, h_join_cluster, d);
+    swc_rpc_server_register(d->control_srv, "control.Leave", false, h_leave, d);
+    swc_rpc_server_register(d->control_srv, "control.RestoreCluster", false, h_restore_cluster, d);
+    swc_control_register_shim(d->control_srv, h_manager_shim, d);
+    return 0;
+}
+
+static int open_control(struct daemon *d)
+{
+    int rv = control_server(d);
+    if (rv == 0) {
+        rv = swc_rpc_server_listen_unix(d->control_srv, d->socket_path);
+    }
+    return rv;
 }
 
 /* ---- main ---------------------------------------------------------------------------- */
@@ -1157,16 +1983,12 @@ int swc_daemon_run(const struct swc_daemon_opts *opts)
     if (rv != 0 && rv != SWC_ENOENT) {
         return 1;
     }
-    struct swc_rpc_server_opts so = {0};
-    so.unix_auth = SWC_RPC_UNIX_ROOT_OR_SELF;
-    if (swc_rpc_server_init(d->loop, &so, &d->control_srv) != 0) {
+    uv_timer_init(d->loop, &d->renew_timer);
+    d->renew_timer.data = d;
+    d->renew_timer_init = true;
+    if (control_server(d) != 0) {
         return 1;
     }
-    swc_rpc_server_register(d->control_srv, "control.Info", false, h_info, d);
-    swc_rpc_server_register(d->control_srv, "control.Init", false, h_init, d);
-    swc_rpc_server_register(d->control_srv, "control.JoinTokens", false, h_join_tokens, d);
-    swc_rpc_server_register(d->control_srv, "control.JoinCluster", false, h_join_cluster, d);
-    swc_rpc_server_register(d->control_srv, "control.Leave", false, h_leave, d);
     if (d->member) {
         if (start_node(d, false) != 0) {
             return 1;
@@ -1196,6 +2018,7 @@ int swc_daemon_run(const struct swc_daemon_opts *opts)
     uv_run(d->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->renew_timer, NULL);
     uv_run(d->loop, UV_RUN_NOWAIT);
     rv = d->exit_code;
     swc_free(d);

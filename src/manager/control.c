@@ -339,6 +339,11 @@ static void h_create_service(struct swc_rpc_req *req, const uint8_t *p, size_t l
                     r->spec->annotations->name);
         goto out;
     }
+    if (swc_pipeline_check_ports(m->store, NULL, r->spec->annotations->name, r->spec->endpoint,
+                                 &err) != 0) {
+        reply_error(req, err.code, "publish: %s", swc_err_msg(&err));
+        goto out;
+    }
     Swarmc__Service s = SWARMC__SERVICE__INIT;
     Swarmc__Meta meta = SWARMC__META__INIT;
     char id[SWC_ID_LEN + 1];
@@ -479,6 +484,11 @@ static void h_update_service(struct swc_rpc_req *req, const uint8_t *p, size_t l
         if (name_taken(m, r->spec->annotations->name, svc->id)) {
             reply_error(req, SWC_EEXIST, "service name \"%s\" is already in use",
                         r->spec->annotations->name);
+            goto out;
+        }
+        if (swc_pipeline_check_ports(m->store, svc->id, r->spec->annotations->name,
+                                     r->spec->endpoint, &err) != 0) {
+            reply_error(req, err.code, "publish: %s", swc_err_msg(&err));
             goto out;
         }
         newspec = r->spec;
@@ -886,6 +896,54 @@ static void h_get_node(struct swc_rpc_req *req, const uint8_t *p, size_t len, vo
     swarmc__get_node_request__free_unpacked(r, &swc_pb_allocator);
 }
 
+/* A manager may be demoted when it is not the last one, not this leader
+ * (raft would have to hand leadership over first), and the managers left
+ * after its removal still make a quorum. Replies and returns false if not. */
+static bool demotion_allowed(struct swc_manager *m, struct swc_rpc_req *req,
+                             const Swarmc__Node *node)
+{
+    struct swc_raft_member *members = NULL;
+    size_t n = 0, voters = 0, reachable = 0;
+    uint64_t target = 0;
+    const char *addr = node->status != NULL && node->status->addr != NULL ? node->status->addr : "";
+    bool is_member = addr[0] != '\0' && swc_manager_member_by_addr(m, addr, &target) == 0;
+    swc_raft_members(m->raft, &members, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (!members[i].voter) {
+            continue;
+        }
+        voters++;
+        if (members[i].id != target && (members[i].reachable || members[i].leader)) {
+            reachable++;
+        }
+    }
+    swc_free(members);
+    bool self = strcmp(node->id, m->node_id) == 0;
+    if (voters <= 1 || (self && voters <= 1)) {
+        reply_error(req, SWC_EQUORUM,
+                    "node %s is the last manager: demoting it would leave the cluster without "
+                    "managers",
+                    node->id);
+        return false;
+    }
+    if (self) {
+        reply_error(req, SWC_ESTATE,
+                    "node %s is the leader: demoting the leader is not supported yet; stop its "
+                    "daemon so that another manager leads, then demote it from there",
+                    node->id);
+        return false;
+    }
+    size_t left = is_member ? voters - 1 : voters;
+    if (reachable < left / 2 + 1) {
+        reply_error(req, SWC_EQUORUM,
+                    "demoting node %s would lose the quorum: only %zu of the %zu managers left "
+                    "are reachable",
+                    node->id, reachable, left);
+        return false;
+    }
+    return true;
+}
+
 static void h_update_node(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
 {
     struct swc_manager *m = data;
@@ -902,17 +960,15 @@ static void h_update_node(struct swc_rpc_req *req, const uint8_t *p, size_t len,
                         "node %s changed since you read it: read it again and retry", o.id);
             goto out;
         }
-        if (r->spec->desired_role == SWARMC__NODE_ROLE__NODE_ROLE_WORKER &&
-            strcmp(o.id, m->node_id) == 0) {
-            reply_error(
-                req, SWC_EQUORUM,
-                "node %s is the last manager: demoting it would leave the cluster without managers",
-                o.id);
-            goto out;
-        }
         Swarmc__Node *node = (Swarmc__Node *)swc_store_decode(&o, NULL);
         if (node == NULL) {
             reply_error(req, SWC_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (r->spec->desired_role == SWARMC__NODE_ROLE__NODE_ROLE_WORKER &&
+            (node->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER || strcmp(o.id, m->node_id) == 0) &&
+            !demotion_allowed(m, req, node)) {
+            swc_store_free_decoded(&node->base);
             goto out;
         }
         Swarmc__NodeSpec *old = node->spec;
@@ -926,6 +982,63 @@ static void h_update_node(struct swc_rpc_req *req, const uint8_t *p, size_t len,
 out:
     if (r != NULL) {
         swarmc__update_node_request__free_unpacked(r, &swc_pb_allocator);
+    }
+}
+
+/* Remove the node and add its id to Cluster.removed_nodes in one
+ * transaction: from then on its sessions and renewals are refused. */
+static void remove_node_write(struct swc_manager *m, struct swc_rpc_req *req, const char *id,
+                              uint64_t version)
+{
+    struct swc_store_txn t;
+    struct swc_store_iter it;
+    struct swc_store_obj co;
+    Swarmc__Cluster *c = NULL;
+    struct pending_write *w = swc_calloc(1, sizeof *w);
+    swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &it);
+    if (swc_store_iter_next(&it, &co)) {
+        c = (Swarmc__Cluster *)swc_store_decode(&co, NULL);
+    }
+    if (w == NULL || c == NULL || swc_store_txn_init(&t, ++m->proposal_seq, m->node_id) != 0) {
+        swc_free(w);
+        if (c != NULL) {
+            swc_store_free_decoded(&c->base);
+        }
+        reply_error(req, c == NULL ? SWC_EUNAVAIL : SWC_ENOMEM,
+                    c == NULL ? "the cluster object is not written yet" : "out of memory");
+        return;
+    }
+    w->m = m;
+    w->req = req;
+    w->kind = SWARMC__OBJECT_KIND__OBJECT_KIND_NODE;
+    w->resp = RESP_REMOVE;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    char **ids = swc_calloc(c->n_removed_nodes + 1, sizeof *ids);
+    int rv = ids == NULL ? SWC_ENOMEM : 0;
+    if (rv == 0) {
+        char **old = c->removed_nodes;
+        size_t nold = c->n_removed_nodes;
+        memcpy(ids, old, nold * sizeof *ids);
+        ids[nold] = (char *)id;
+        c->removed_nodes = ids;
+        c->n_removed_nodes = nold + 1;
+        rv = swc_store_txn_remove(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, id, version);
+        if (rv == 0) {
+            rv = swc_store_txn_update(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &c->base,
+                                      co.version);
+        }
+        c->removed_nodes = old;
+        c->n_removed_nodes = nold;
+    }
+    swc_free(ids);
+    swc_store_free_decoded(&c->base);
+    if (rv == 0) {
+        rv = swc_manager_write(m, &t, write_done, w);
+    }
+    swc_store_txn_free(&t);
+    if (rv != 0) {
+        swc_free(w);
+        reply_error(req, rv, "remove node %s: %s", id, swc_strerror(rv));
     }
 }
 
@@ -954,14 +1067,371 @@ static void h_remove_node(struct swc_rpc_req *req, const uint8_t *p, size_t len,
                 "node %s is not down and can't be removed: stop its daemon first, or use --force",
                 o.id);
         } else {
-            write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_REMOVE,
-                      SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, o.id, NULL, 0, RESP_REMOVE);
+            remove_node_write(m, req, o.id, o.version);
         }
         if (node != NULL) {
             swc_store_free_decoded(&node->base);
         }
     }
     swarmc__remove_node_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+/* ---- service logs ------------------------------------------------------------------ */
+
+/* "control.ServiceLogs" fans out to "worker.Logs" on every node holding one
+ * of the service's tasks (over the secure channel, as this manager) and
+ * relays their LogMessages, adding task and node names. Without follow the
+ * stream ends when every node's stream has; with follow it stays open until
+ * the client cancels. Tasks created after the request are not followed. */
+
+struct slog_pending {
+    struct slog_pending *next;
+    size_t len;
+    uint8_t data[];
+};
+
+struct slog_task {
+    char id[SWC_STORE_ID_MAX + 1];
+    char *name;
+};
+
+struct slog_node {
+    struct slogs *s;
+    char id[SWC_STORE_ID_MAX + 1];
+    char *name;
+    struct swc_rpc_conn *conn;
+    struct swc_rpc_call *call;
+    bool open;
+};
+
+struct slogs {
+    struct swc_manager *m;
+    struct swc_rpc_req *req;
+    struct slog_task *tasks;
+    size_t ntasks;
+    struct slog_node *nodes;
+    size_t nnodes, open;
+    bool canceled, finished, waiting;
+    struct slog_pending *head, *tail;
+};
+
+static void slogs_free(struct slogs *s)
+{
+    while (s->head != NULL) {
+        struct slog_pending *p = s->head;
+        s->head = p->next;
+        swc_free(p);
+    }
+    for (size_t i = 0; i < s->ntasks; i++) {
+        swc_free(s->tasks[i].name);
+    }
+    for (size_t i = 0; i < s->nnodes; i++) {
+        swc_free(s->nodes[i].name);
+        if (s->nodes[i].conn != NULL) {
+            swc_rpc_conn_close(s->nodes[i].conn, NULL, NULL);
+        }
+    }
+    swc_free(s->tasks);
+    swc_free(s->nodes);
+    swc_free(s);
+}
+
+static void slogs_flush(struct slogs *s);
+static void slogs_maybe_finish(struct slogs *s);
+
+static void slogs_writable(struct swc_rpc_req *req, int status, void *data)
+{
+    struct slogs *s = data;
+    (void)req;
+    s->waiting = false;
+    if (status == 0 && !s->finished) {
+        slogs_flush(s);
+        slogs_maybe_finish(s);
+    }
+}
+
+static void slogs_flush(struct slogs *s)
+{
+    while (s->head != NULL && !s->canceled) {
+        int rv = swc_rpc_send(s->req, s->head->data, s->head->len);
+        if (rv == SWC_EBUSY) {
+            if (!s->waiting) {
+                s->waiting = true;
+                swc_rpc_req_on_writable(s->req, slogs_writable, s);
+            }
+            return;
+        }
+        struct slog_pending *p = s->head;
+        s->head = p->next;
+        swc_free(p);
+    }
+    if (s->head == NULL) {
+        s->tail = NULL;
+    }
+}
+
+static void slogs_send(struct slogs *s, const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    struct slog_pending *p = swc_malloc(sizeof *p + len + 1);
+    if (p == NULL || s->canceled) {
+        swc_free(p);
+        return;
+    }
+    protobuf_c_message_pack(msg, p->data);
+    p->len = len;
+    p->next = NULL;
+    if (s->tail != NULL) {
+        s->tail->next = p;
+    } else {
+        s->head = p;
+    }
+    s->tail = p;
+    slogs_flush(s);
+}
+
+/* Every node stream is done: end the client's stream (once what is queued
+ * went out: a stream end after queued messages would drop them). */
+static void slogs_maybe_finish(struct slogs *s)
+{
+    if (s->open > 0 || s->finished) {
+        return;
+    }
+    if (s->head != NULL && !s->canceled) {
+        return; /* slogs_writable finishes */
+    }
+    s->finished = true;
+    swc_rpc_end(s->req, s->canceled ? SWC_ECANCELED : 0, NULL);
+    slogs_free(s);
+}
+
+static void slog_msg(struct swc_rpc_call *call, const uint8_t *payload, size_t len, void *data)
+{
+    struct slog_node *n = data;
+    struct slogs *s = n->s;
+    (void)call;
+    Swarmc__LogMessage *lm = swarmc__log_message__unpack(&swc_pb_allocator, len, payload);
+    if (lm == NULL) {
+        return;
+    }
+    char *old_tn = lm->task_name, *old_nn = lm->node_name;
+    for (size_t i = 0; i < s->ntasks; i++) {
+        if (lm->task_id != NULL && strcmp(s->tasks[i].id, lm->task_id) == 0) {
+            lm->task_name = s->tasks[i].name;
+        }
+    }
+    lm->node_name = n->name;
+    slogs_send(s, &lm->base);
+    lm->task_name = old_tn;
+    lm->node_name = old_nn;
+    swarmc__log_message__free_unpacked(lm, &swc_pb_allocator);
+}
+
+static void slog_end(struct swc_rpc_call *call, int status, const char *errmsg, void *data)
+{
+    struct slog_node *n = data;
+    struct slogs *s = n->s;
+    (void)call;
+    n->open = false;
+    n->call = NULL;
+    if (status != 0 && !s->canceled && status != SWC_ECANCELED) {
+        char msg[SWC_ERRMSG_SIZE];
+        Swarmc__LogMessage lm = SWARMC__LOG_MESSAGE__INIT;
+        Swarmc__Error e = SWARMC__ERROR__INIT;
+        snprintf(msg, sizeof msg, "node %s: cannot get logs: %s", n->name,
+                 errmsg != NULL && errmsg[0] ? errmsg : swc_strerror(status));
+        e.code = (uint32_t)status;
+        e.message = msg;
+        lm.error = &e;
+        lm.node_id = n->id;
+        lm.node_name = n->name;
+        slogs_send(s, &lm.base);
+    }
+    s->open--;
+    slogs_maybe_finish(s);
+}
+
+static void slogs_canceled(struct swc_rpc_req *req, int status, void *data)
+{
+    struct slogs *s = data;
+    (void)req;
+    (void)status;
+    s->canceled = true;
+    for (size_t i = 0; i < s->nnodes; i++) {
+        if (s->nodes[i].open && s->nodes[i].call != NULL) {
+            swc_rpc_cancel(s->nodes[i].call);
+        }
+    }
+    slogs_maybe_finish(s);
+}
+
+static char *node_display_name(const Swarmc__Node *node, const char *id)
+{
+    return swc_strdup(node != NULL && node->description != NULL &&
+                              node->description->hostname != NULL &&
+                              node->description->hostname[0] != '\0'
+                          ? node->description->hostname
+                          : id);
+}
+
+/* Open "worker.Logs" on node n for its tasks. */
+static int slogs_open_node(struct slogs *s, struct slog_node *n, const char *addr, bool follow,
+                           uint64_t tail)
+{
+    struct swc_manager *m = s->m;
+    struct swc_secchan_config sc;
+    struct swc_rpc_conn_opts o = {0};
+    if (m->has_client_secure) {
+        sc = m->client_secure;
+        sc.required_peer_role = -1; /* workers serve logs too */
+        o.secure = &sc;
+    }
+    if (swc_rpc_connect(m->loop, addr, &o, &n->conn) != 0) {
+        n->conn = NULL;
+        return SWC_EUNAVAIL;
+    }
+    size_t k = 0;
+    char **ids = swc_calloc(s->ntasks + 1, sizeof *ids);
+    if (ids == NULL) {
+        return SWC_ENOMEM;
+    }
+    struct swc_store_obj o2;
+    for (size_t i = 0; i < s->ntasks; i++) {
+        if (swc_store_get(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, s->tasks[i].id, &o2) ==
+                0 &&
+            strcmp(o2.node_id, n->id) == 0) {
+            ids[k++] = s->tasks[i].id;
+        }
+    }
+    Swarmc__WorkerLogsRequest r = SWARMC__WORKER_LOGS_REQUEST__INIT;
+    r.n_task_ids = k;
+    r.task_ids = ids;
+    r.follow = follow;
+    r.tail = tail;
+    size_t len;
+    uint8_t *buf = swc_pb_pack(&r.base, &len);
+    swc_free(ids);
+    if (buf == NULL) {
+        return SWC_ENOMEM;
+    }
+    int rv =
+        swc_rpc_stream_open(n->conn, "worker.Logs", buf, len, 0, slog_msg, slog_end, n, &n->call);
+    swc_free(buf);
+    if (rv == 0) {
+        n->open = true;
+        s->open++;
+    }
+    return rv;
+}
+
+static void h_service_logs(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_store_obj so, o;
+    struct swc_store_iter it;
+    Swarmc__ServiceLogsRequest *r = swarmc__service_logs_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL) {
+        swc_rpc_end(req, SWC_EPROTO, "service logs: undecodable request");
+        return;
+    }
+    int rv = resolve(m, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, r->service_ref, &so);
+    if (rv != 0) {
+        char msg[SWC_ERRMSG_SIZE];
+        if (rv == SWC_EEXIST) {
+            snprintf(msg, sizeof msg,
+                     "service reference \"%s\" is ambiguous: use more characters of the id",
+                     r->service_ref);
+        } else if (rv == SWC_EINVAL) {
+            snprintf(msg, sizeof msg, "no service given");
+        } else {
+            snprintf(msg, sizeof msg, "service %s not found", r->service_ref);
+        }
+        swc_rpc_end(req, rv == SWC_EEXIST || rv == SWC_EINVAL ? SWC_EINVAL : SWC_ENOENT, msg);
+        swarmc__service_logs_request__free_unpacked(r, &swc_pb_allocator);
+        return;
+    }
+    struct slogs *s = swc_calloc(1, sizeof *s);
+    size_t cap = 0;
+    swc_store_iter_service_tasks(m->store, so.id, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        cap++;
+    }
+    if (s != NULL) {
+        s->tasks = swc_calloc(cap + 1, sizeof *s->tasks);
+        s->nodes = swc_calloc(cap + 1, sizeof *s->nodes);
+    }
+    if (s == NULL || s->tasks == NULL || s->nodes == NULL) {
+        if (s != NULL) {
+            swc_free(s->tasks);
+            swc_free(s->nodes);
+            swc_free(s);
+        }
+        swc_rpc_end(req, SWC_ENOMEM, "out of memory");
+        swarmc__service_logs_request__free_unpacked(r, &swc_pb_allocator);
+        return;
+    }
+    s->m = m;
+    s->req = req;
+    swc_store_iter_service_tasks(m->store, so.id, &it);
+    while (swc_store_iter_next(&it, &o) && s->ntasks < cap) {
+        if (o.node_id == NULL || o.node_id[0] == '\0') {
+            continue;
+        }
+        struct slog_task *t = &s->tasks[s->ntasks++];
+        snprintf(t->id, sizeof t->id, "%s", o.id);
+        Swarmc__Task *task = (Swarmc__Task *)swc_store_decode(&o, NULL);
+        /* <service>.<slot>.<id>, as the containers are named */
+        const char *tn = task != NULL && task->annotations != NULL &&
+                                 task->annotations->name != NULL &&
+                                 task->annotations->name[0] != '\0'
+                             ? task->annotations->name
+                             : NULL;
+        t->name = swc_malloc(SWC_STORE_ID_MAX + (tn != NULL ? strlen(tn) : 0) + 2);
+        if (t->name != NULL && tn != NULL && strstr(tn, o.id) == NULL) {
+            sprintf(t->name, "%s.%s", tn, o.id);
+        } else if (t->name != NULL) {
+            sprintf(t->name, "%s", tn != NULL ? tn : o.id);
+        }
+        if (task != NULL) {
+            swc_store_free_decoded(&task->base);
+        }
+        bool known = false;
+        for (size_t i = 0; i < s->nnodes; i++) {
+            known |= strcmp(s->nodes[i].id, o.node_id) == 0;
+        }
+        if (!known) {
+            struct slog_node *n = &s->nodes[s->nnodes++];
+            n->s = s;
+            snprintf(n->id, sizeof n->id, "%s", o.node_id);
+        }
+    }
+    swc_rpc_req_on_cancel(req, slogs_canceled, s);
+    for (size_t i = 0; i < s->nnodes; i++) {
+        struct slog_node *n = &s->nodes[i];
+        Swarmc__Node *node = (Swarmc__Node *)swc_store_get_decoded(
+            m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, n->id, NULL);
+        n->name = node_display_name(node, n->id);
+        const char *addr = node != NULL && node->status != NULL && node->status->addr != NULL
+                               ? node->status->addr
+                               : "";
+        rv = addr[0] == '\0' ? SWC_EUNAVAIL : slogs_open_node(s, n, addr, r->follow, r->tail);
+        if (rv != 0) {
+            char msg[SWC_ERRMSG_SIZE];
+            Swarmc__LogMessage lm = SWARMC__LOG_MESSAGE__INIT;
+            Swarmc__Error e = SWARMC__ERROR__INIT;
+            snprintf(msg, sizeof msg, "node %s: cannot get logs: %s", n->name ? n->name : n->id,
+                     addr[0] == '\0' ? "its address is unknown" : swc_strerror(rv));
+            e.code = (uint32_t)rv;
+            e.message = msg;
+            lm.error = &e;
+            slogs_send(s, &lm.base);
+        }
+        if (node != NULL) {
+            swc_store_free_decoded(&node->base);
+        }
+    }
+    swarmc__service_logs_request__free_unpacked(r, &swc_pb_allocator);
+    slogs_maybe_finish(s);
 }
 
 /* ---- cluster --------------------------------------------------------------------- */
@@ -1037,21 +1507,63 @@ out:
     }
 }
 
+static const struct {
+    const char *name;
+    swc_rpc_handler h;
+    bool streaming;
+} methods[] = {
+    {"control.CreateService", h_create_service, false},
+    {"control.GetService", h_get_service, false},
+    {"control.UpdateService", h_update_service, false},
+    {"control.ScaleService", h_scale_service, false},
+    {"control.RemoveService", h_remove_service, false},
+    {"control.ListServices", h_list_services, false},
+    {"control.ListTasks", h_list_tasks, false},
+    {"control.GetTask", h_get_task, false},
+    {"control.ListNodes", h_list_nodes, false},
+    {"control.GetNode", h_get_node, false},
+    {"control.UpdateNode", h_update_node, false},
+    {"control.RemoveNode", h_remove_node, false},
+    {"control.GetCluster", h_get_cluster, false},
+    {"control.BackupCluster", h_backup, false},
+    {"control.ServiceLogs", h_service_logs, true},
+};
+
+#define NMETHODS (sizeof methods / sizeof methods[0])
+
 void swc_control_register(struct swc_manager *m, struct swc_rpc_server *srv)
 {
-    static const struct {
-        const char *name;
-        swc_rpc_handler h;
-    } methods[] = {
-        {"control.CreateService", h_create_service}, {"control.GetService", h_get_service},
-        {"control.UpdateService", h_update_service}, {"control.ScaleService", h_scale_service},
-        {"control.RemoveService", h_remove_service}, {"control.ListServices", h_list_services},
-        {"control.ListTasks", h_list_tasks},         {"control.GetTask", h_get_task},
-        {"control.ListNodes", h_list_nodes},         {"control.GetNode", h_get_node},
-        {"control.UpdateNode", h_update_node},       {"control.RemoveNode", h_remove_node},
-        {"control.GetCluster", h_get_cluster},       {"control.BackupCluster", h_backup},
-    };
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        swc_rpc_server_register(srv, methods[i].name, false, methods[i].h, m);
+    for (size_t i = 0; i < NMETHODS; i++) {
+        swc_rpc_server_register(srv, methods[i].name, methods[i].streaming, methods[i].h, m);
     }
+}
+
+void swc_control_register_shim(struct swc_rpc_server *srv, swc_rpc_handler shim, void *data)
+{
+    for (size_t i = 0; i < NMETHODS; i++) {
+        swc_rpc_server_register(srv, methods[i].name, methods[i].streaming, shim, data);
+    }
+}
+
+bool swc_control_dispatch(struct swc_manager *m, struct swc_rpc_req *req, const uint8_t *p,
+                          size_t len)
+{
+    const char *method = swc_rpc_req_method(req);
+    for (size_t i = 0; i < NMETHODS; i++) {
+        if (strcmp(methods[i].name, method) == 0) {
+            methods[i].h(req, p, len, m);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool swc_control_streaming(const char *method)
+{
+    for (size_t i = 0; i < NMETHODS; i++) {
+        if (strcmp(methods[i].name, method) == 0) {
+            return methods[i].streaming;
+        }
+    }
+    return false;
 }

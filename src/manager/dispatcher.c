@@ -310,6 +310,7 @@ static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
         if (state != SWARMC__NODE_STATE__NODE_STATE_READY) {
             return;
         }
+        role = role < 0 ? SWARMC__NODE_ROLE__NODE_ROLE_WORKER : role;
         fresh.id = (char *)node_id;
         meta.created_at = now;
         fresh.meta = &meta;
@@ -321,6 +322,11 @@ static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
         w = &fresh;
     } else {
         version = n->meta != NULL ? n->meta->version : 0;
+        if (state == SWARMC__NODE_STATE__NODE_STATE_READY && role >= 0) {
+            /* the role of the certificate the node registered with: it
+             * changes when a promotion or demotion took effect */
+            n->role = (Swarmc__NodeRole)role;
+        }
     }
     Swarmc__NodeStatus *old_status = w->status;
     Swarmc__NodeDescription *old_desc = w->description;
@@ -470,6 +476,11 @@ static void h_session(struct swc_rpc_req *req, const uint8_t *payload, size_t le
         swc_rpc_end(req, SWC_EAUTH, "dispatcher.Session: the node has no certificate");
         return;
     }
+    if (swc_manager_node_removed(d->m, node_id)) {
+        swarmc__session_request__free_unpacked(r, &swc_pb_allocator);
+        swc_rpc_end(req, SWC_EAUTH, "this node was removed from the cluster");
+        return;
+    }
     int64_t now = swc_now_mono();
     struct session *s = NULL;
     HASH_FIND_STR(d->sessions, node_id, s);
@@ -559,7 +570,7 @@ static void h_heartbeat(struct swc_rpc_req *req, const uint8_t *payload, size_t 
     s->last_seen = swc_now_mono();
     if (s->down_written) {
         s->down_written = false;
-        write_node(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "", NULL, NULL, 0);
+        write_node(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "", NULL, NULL, -1);
     }
     Swarmc__HeartbeatResponse resp = SWARMC__HEARTBEAT_RESPONSE__INIT;
     resp.period_ns = d->m->heartbeat_period_ns;

@@ -394,3 +394,334 @@ void swc_manager_close(struct swc_manager *m, void (*cb)(void *data), void *data
     m->dispatcher = NULL;
     swc_raft_close(m->raft, raft_closed, m);
 }
+
+/* ---- restore from a backup ------------------------------------------------------ */
+
+struct swc_manager_backup {
+    struct swc_store *store;
+    uint64_t objects;
+};
+
+int swc_manager_backup_load(const char *path, struct swc_manager_backup **out, struct swc_err *err)
+{
+    struct swc_manager_backup *b = swc_calloc(1, sizeof *b);
+    int rv;
+    if (b == NULL) {
+        return swc_err_set(err, SWC_ENOMEM, "restore: out of memory");
+    }
+    if ((rv = swc_store_create(&b->store)) != 0) {
+        swc_free(b);
+        return swc_err_set(err, rv, "restore: create a store: %s", swc_strerror(rv));
+    }
+    if ((rv = swc_store_restore_backup(b->store, path, err)) != 0) {
+        swc_err_wrap(err, "restore");
+        swc_manager_backup_free(b);
+        return rv;
+    }
+    for (int k = 1; k < SWC_STORE_KIND_MAX; k++) {
+        if (k != SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER) {
+            b->objects += swc_store_count(b->store, k);
+        }
+    }
+    if (swc_store_count(b->store, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER) == 0) {
+        swc_manager_backup_free(b);
+        return swc_err_set(err, SWC_EPROTO,
+                           "restore: %s holds no cluster object: not a backup "
+                           "of a swarmc cluster",
+                           path);
+    }
+    *out = b;
+    return 0;
+}
+
+uint64_t swc_manager_backup_objects(const struct swc_manager_backup *b)
+{
+    return b->objects;
+}
+
+void swc_manager_backup_free(struct swc_manager_backup *b)
+{
+    if (b != NULL) {
+        swc_store_destroy(b->store);
+        swc_free(b);
+    }
+}
+
+#define RESTORE_TXN_MAX (1024 * 1024)
+
+struct restore {
+    struct swc_manager *m;
+    struct swc_manager_backup *b;
+    swc_manager_restore_cb cb;
+    void *data;
+    uv_timer_t wait;
+    int64_t deadline;
+    size_t inflight;
+    int result;
+    char msg[SWC_ERRMSG_SIZE];
+    bool proposing;
+};
+
+static void restore_free(uv_handle_t *h)
+{
+    struct restore *r = h->data;
+    swc_manager_backup_free(r->b);
+    swc_free(r);
+}
+
+static void restore_finish(struct restore *r)
+{
+    if (r->cb != NULL) {
+        r->cb(r->data, r->result, r->result != 0 ? r->msg : NULL, r->b->objects);
+    }
+    uv_close((uv_handle_t *)&r->wait, restore_free);
+}
+
+static void restore_written(void *data, int result, const char *msg)
+{
+    struct restore *r = data;
+    if (result != 0 && r->result == 0) {
+        r->result = result;
+        snprintf(r->msg, sizeof r->msg, "restore: write objects: %s",
+                 msg != NULL && msg[0] ? msg : swc_strerror(result));
+    }
+    if (--r->inflight == 0 && !r->proposing) {
+        restore_finish(r);
+    }
+}
+
+static int restore_propose(struct restore *r, struct swc_store_txn *t)
+{
+    if (t->msg.n_actions == 0) {
+        return 0;
+    }
+    int rv = swc_manager_write(r->m, t, restore_written, r);
+    if (rv == 0) {
+        r->inflight++;
+    }
+    swc_store_txn_free(t);
+    if (rv == 0) {
+        rv = swc_store_txn_init(t, ++r->m->proposal_seq, r->m->node_id);
+    }
+    return rv;
+}
+
+/* A restored node is another cluster's node: it shows as down until a node
+ * joins again, and only this manager is in raft, so it is a worker now. */
+static int restore_add_node(struct swc_store_txn *t, const struct swc_store_obj *o, int action)
+{
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_decode(o, NULL);
+    Swarmc__NodeStatus st = SWARMC__NODE_STATUS__INIT;
+    if (n == NULL) {
+        return SWC_ENOMEM;
+    }
+    Swarmc__NodeStatus *old_st = n->status;
+    Swarmc__ManagerStatus *old_ms = n->manager_status;
+    st.state = SWARMC__NODE_STATE__NODE_STATE_DOWN;
+    st.message = "restored from a backup: not part of this cluster";
+    st.addr = old_st != NULL ? old_st->addr : "";
+    n->status = &st;
+    n->manager_status = NULL;
+    n->role = SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
+    if (n->spec != NULL) {
+        n->spec->desired_role = SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
+    }
+    int rv = action == SWARMC__STORE_ACTION_KIND__STORE_ACTION_CREATE
+                 ? swc_store_txn_create(t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n->base)
+                 : swc_store_txn_update(t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n->base, 0);
+    n->status = old_st;
+    n->manager_status = old_ms;
+    swc_store_free_decoded(&n->base);
+    return rv;
+}
+
+static void restore_seed(struct restore *r)
+{
+    struct swc_manager *m = r->m;
+    struct swc_store_txn t;
+    struct swc_store_iter it;
+    struct swc_store_obj o, cur;
+    int rv = swc_store_txn_init(&t, ++m->proposal_seq, m->node_id);
+    r->proposing = true;
+    for (int k = 1; rv == 0 && k < SWC_STORE_KIND_MAX; k++) {
+        if (k == SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER) {
+            continue; /* the new cluster keeps its own identity, CA and tokens */
+        }
+        swc_store_iter_kind(r->b->store, k, &it);
+        while (rv == 0 && swc_store_iter_next(&it, &o)) {
+            if (strcmp(o.id, m->node_id) == 0) {
+                continue;
+            }
+            int action = swc_store_get(m->store, k, o.id, &cur) == 0
+                             ? SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE
+                             : SWARMC__STORE_ACTION_KIND__STORE_ACTION_CREATE;
+            if (t.bytes + o.blob->len > RESTORE_TXN_MAX) {
+                rv = restore_propose(r, &t);
+            }
+            if (rv != 0) {
+                break;
+            }
+            rv = k == SWARMC__OBJECT_KIND__OBJECT_KIND_NODE
+                     ? restore_add_node(&t, &o, action)
+                     : swc_store_txn_add_encoded(&t, action, k, o.id, 0, o.blob->data, o.blob->len);
+        }
+    }
+    if (rv == 0) {
+        rv = restore_propose(r, &t);
+    }
+    swc_store_txn_free(&t);
+    r->proposing = false;
+    if (rv != 0 && r->result == 0) {
+        r->result = rv;
+        snprintf(r->msg, sizeof r->msg, "restore: propose objects: %s", swc_strerror(rv));
+    }
+    if (r->inflight == 0) {
+        restore_finish(r);
+    }
+}
+
+static void restore_wait(uv_timer_t *timer)
+{
+    struct restore *r = timer->data;
+    if (r->m->closing) {
+        r->result = SWC_ECANCELED;
+        snprintf(r->msg, sizeof r->msg, "restore: the manager is stopping");
+        restore_finish(r);
+    } else if (r->m->leader && !r->m->need_cluster_object) {
+        restore_seed(r);
+    } else if (swc_now_mono() > r->deadline) {
+        r->result = SWC_ETIMEDOUT;
+        snprintf(r->msg, sizeof r->msg, "restore: this manager did not become the leader in 30 s");
+        restore_finish(r);
+    } else {
+        uv_timer_start(&r->wait, restore_wait, 50, 0);
+    }
+}
+
+int swc_manager_restore(struct swc_manager *m, struct swc_manager_backup *b,
+                        swc_manager_restore_cb cb, void *data)
+{
+    struct restore *r = swc_calloc(1, sizeof *r);
+    if (r == NULL) {
+        swc_manager_backup_free(b);
+        return SWC_ENOMEM;
+    }
+    r->m = m;
+    r->b = b;
+    r->cb = cb;
+    r->data = data;
+    r->deadline = swc_now_mono() + 30 * SWC_NS_PER_SEC;
+    uv_timer_init(m->loop, &r->wait);
+    r->wait.data = r;
+    uv_timer_start(&r->wait, restore_wait, 0, 0);
+    return 0;
+}
+
+bool swc_manager_node_removed(struct swc_manager *m, const char *node_id)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    bool removed = false;
+    swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &it);
+    if (node_id == NULL || !swc_store_iter_next(&it, &o)) {
+        return false;
+    }
+    Swarmc__Cluster *c = (Swarmc__Cluster *)swc_store_decode(&o, NULL);
+    for (size_t i = 0; c != NULL && i < c->n_removed_nodes; i++) {
+        removed |= strcmp(c->removed_nodes[i], node_id) == 0;
+    }
+    if (c != NULL) {
+        swc_store_free_decoded(&c->base);
+    }
+    return removed;
+}
+
+int swc_manager_node_info(struct swc_manager *m, const char *node_id, int *desired_role)
+{
+    if (swc_manager_node_removed(m, node_id)) {
+        return SWC_EAUTH;
+    }
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+        m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, node_id, NULL);
+    if (n == NULL) {
+        return SWC_ENOENT;
+    }
+    *desired_role = n->spec != NULL ? (int)n->spec->desired_role : (int)n->role;
+    swc_store_free_decoded(&n->base);
+    return 0;
+}
+
+/* The raft address of the manager at cluster address addr (port + 1). */
+static void raft_addr_of(const char *addr, char *out, size_t size)
+{
+    char host[SWC_RAFT_ADDR_MAX];
+    snprintf(host, sizeof host, "%s", addr);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL) {
+        snprintf(out, size, "%s", addr);
+        return;
+    }
+    *colon = '\0';
+    snprintf(out, size, "%.200s:%d", host, atoi(colon + 1) + 1);
+}
+
+int swc_manager_member_by_addr(struct swc_manager *m, const char *addr, uint64_t *raft_id)
+{
+    struct swc_raft_member *members = NULL;
+    size_t n = 0;
+    char raddr[SWC_RAFT_ADDR_MAX + 16];
+    int rv = SWC_ENOENT;
+    raft_addr_of(addr, raddr, sizeof raddr);
+    if (swc_raft_members(m->raft, &members, &n) != 0) {
+        return SWC_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(members[i].address, raddr) == 0) {
+            *raft_id = members[i].id;
+            rv = 0;
+        }
+    }
+    swc_free(members);
+    return rv;
+}
+
+struct member_removal {
+    struct swc_manager *m;
+    void (*cb)(void *data, int status, const char *msg);
+    void *data;
+};
+
+static void member_removed(void *data, int status)
+{
+    struct member_removal *x = data;
+    if (status != 0) {
+        swc_warnf(MOD, "remove manager: %s: %s", swc_strerror(status), swc_raft_errmsg(x->m->raft));
+    } else {
+        swc_infof(MOD, "a manager left raft");
+    }
+    x->cb(x->data, status, status != 0 ? swc_raft_errmsg(x->m->raft) : NULL);
+    swc_free(x);
+}
+
+int swc_manager_remove_member(struct swc_manager *m, uint64_t raft_id,
+                              void (*cb)(void *data, int status, const char *msg), void *data,
+                              struct swc_err *err)
+{
+    if (!m->leader) {
+        return swc_err_set(err, SWC_ENOTLEADER, "this manager is not the leader");
+    }
+    struct member_removal *x = swc_malloc(sizeof *x);
+    if (x == NULL) {
+        return swc_err_set(err, SWC_ENOMEM, "out of memory");
+    }
+    x->m = m;
+    x->cb = cb;
+    x->data = data;
+    int rv = swc_raft_remove(m->raft, raft_id, member_removed, x);
+    if (rv != 0) {
+        swc_free(x);
+        return swc_err_set(err, rv, "remove manager %llu from raft: %s",
+                           (unsigned long long)raft_id, swc_raft_errmsg(m->raft));
+    }
+    return 0;
+}

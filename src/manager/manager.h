@@ -58,6 +58,50 @@ int swc_manager_add_member(struct swc_manager *m, uint64_t raft_id, const char *
 /* The cluster address of the leader ("host:port"), or "" when unknown. */
 void swc_manager_leader_addr(struct swc_manager *m, char *out, size_t size);
 
+/* The desired role (SWARMC__NODE_ROLE__*) of node_id from the store: 0,
+ * SWC_ENOENT (no Node object yet) or SWC_EAUTH (the node was removed). */
+int swc_manager_node_info(struct swc_manager *m, const char *node_id, int *desired_role);
+
+/* The raft id of the manager whose cluster address is addr: 0 or SWC_ENOENT. */
+int swc_manager_member_by_addr(struct swc_manager *m, const char *addr, uint64_t *raft_id);
+
+/* Remove a manager from raft (leader only); cb(data, status, msg) once the
+ * change is committed or failed. 0, or SWC_E* with err set (no callback). */
+int swc_manager_remove_member(struct swc_manager *m, uint64_t raft_id,
+                              void (*cb)(void *data, int status, const char *msg), void *data,
+                              struct swc_err *err);
+
+/* A cluster backup (`swarmc cluster backup`) loaded in memory. */
+struct swc_manager_backup;
+
+/* Load and check the SQLite backup at path (blocks: an operator's one-off
+ * command). 0 or SWC_E* with err set. */
+int swc_manager_backup_load(const char *path, struct swc_manager_backup **out, struct swc_err *err);
+/* How many objects the backup holds (the Cluster object not counted). */
+uint64_t swc_manager_backup_objects(const struct swc_manager_backup *b);
+/* Free a backup that was not handed to swc_manager_restore. */
+void swc_manager_backup_free(struct swc_manager_backup *b);
+
+typedef void (*swc_manager_restore_cb)(void *data, int code, const char *msg, uint64_t objects);
+
+/* Seed the store from b (taken over) once this manager leads: every object
+ * but the Cluster object (the new cluster keeps its identity) is proposed as
+ * a create (an update when the id exists), in transactions of at most 1 MiB;
+ * restored nodes show as down workers. cb once, later. 0 or SWC_ENOMEM. */
+int swc_manager_restore(struct swc_manager *m, struct swc_manager_backup *b,
+                        swc_manager_restore_cb cb, void *data);
+
+/* The control API on a server whose lifetime is not the manager's (the
+ * node's control socket): register every control method with shim, which
+ * hands the request to the current manager with swc_control_dispatch (or
+ * answers that this node is not a manager). */
+void swc_control_register_shim(struct swc_rpc_server *srv, swc_rpc_handler shim, void *data);
+/* Run the control method named by req on m; false when unknown. */
+bool swc_control_dispatch(struct swc_manager *m, struct swc_rpc_req *req, const uint8_t *p,
+                          size_t len);
+/* True when the control method is a server stream. */
+bool swc_control_streaming(const char *method);
+
 /* Stop everything, then cb(data); m is freed. */
 void swc_manager_close(struct swc_manager *m, void (*cb)(void *data), void *data);
 

@@ -70,6 +70,14 @@ void swc_dispatcher_destroy(struct swc_dispatcher *d);
 
 void swc_control_register(struct swc_manager *m, struct swc_rpc_server *srv);
 
+/* True when node_id is in Cluster.removed_nodes (control.RemoveNode). */
+bool swc_manager_node_removed(struct swc_manager *m, const char *node_id);
+
+/* Refuse a service spec whose ingress ports another service holds (the
+ * control API calls it before writing); 0 or SWC_EEXIST with err set. */
+int swc_pipeline_check_ports(struct swc_store *s, const char *service_id, const char *name,
+                             const Swarmc__EndpointSpec *spec, struct swc_err *err);
+
 /* Pack a protobuf message into newly allocated bytes (swc_free). */
 uint8_t *swc_pb_pack(const ProtobufCMessage *msg, size_t *len);
 
