@@ -646,6 +646,7 @@ static int start_node(struct daemon *d, bool bootstrap)
         struct swc_secchan_config csc;
         secure_config(d, &csc, true);
         mc.client_secure = &csc;
+        mc.raft_server_secure = &sc;
         mc.cluster_srv = d->cluster_srv;
         mc.control_srv = NULL; /* the control socket reaches it through h_manager_shim */
         mc.cluster_id = d->cluster_id;

@@ -217,6 +217,11 @@ static void on_leader(struct swc_raft *r, bool leader, void *data)
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+static void close_raftnet_cb(void *data)
+{
+    swc_raftnet_close(data, NULL, NULL);
+}
+
 int swc_manager_start(struct swc_manager **out, const struct swc_manager_config *cfg,
                       struct swc_err *err)
 {
@@ -273,9 +278,27 @@ int swc_manager_start(struct swc_manager **out, const struct swc_manager_config 
     rc.fsm.restore = fsm_restore;
     rc.on_leader = on_leader;
     rc.cb_data = m;
+    if (cfg->client_secure != NULL && cfg->raft_server_secure != NULL) {
+        /* Raft traffic goes through the secure channel, managers only. */
+        struct swc_secchan_config cc = *cfg->client_secure, sc = *cfg->raft_server_secure;
+        cc.is_client = true;
+        cc.required_peer_role = SWC_ROLE_MANAGER;
+        sc.is_client = false;
+        sc.required_peer_role = SWC_ROLE_MANAGER;
+        sc.allow_anonymous_client = false;
+        if ((rv = swc_raftnet_init(m->loop, cfg->raft_addr, &cc, &sc, &m->raftnet)) != 0) {
+            swc_err_set(err, rv, "manager: raft listener on %s: %s", cfg->raft_addr,
+                        swc_strerror(rv));
+            goto fail;
+        }
+        rc.transport = swc_raftnet_transport(m->raftnet);
+    }
     if ((rv = swc_raft_init(m->loop, &rc, &m->raft, err)) != 0) {
         swc_err_wrap(err, "manager");
         goto fail;
+    }
+    if (m->raftnet != NULL) {
+        swc_raftnet_bind(m->raftnet, m->raft);
     }
     if (cfg->bootstrap && (rv = swc_raft_bootstrap(m->raft)) != 0 && rv != SWC_EEXIST) {
         swc_err_set(err, rv, "manager: raft bootstrap: %s", swc_raft_errmsg(m->raft));
@@ -299,9 +322,14 @@ int swc_manager_start(struct swc_manager **out, const struct swc_manager_config 
     *out = m;
     return 0;
 fail_raft:
-    swc_raft_close(m->raft, NULL, NULL);
+    /* raft before its transport: raft may still call connect until closed */
+    swc_raft_close(m->raft, m->raftnet != NULL ? close_raftnet_cb : NULL, m->raftnet);
     m->raft = NULL;
+    m->raftnet = NULL;
 fail:
+    if (m->raftnet != NULL) {
+        swc_raftnet_close(m->raftnet, NULL, NULL);
+    }
     if (m->dispatcher != NULL) {
         swc_dispatcher_destroy(m->dispatcher);
     }
@@ -360,7 +388,7 @@ bool swc_manager_is_leader(const struct swc_manager *m)
     return m->leader;
 }
 
-static void raft_closed(void *data)
+static void manager_freed(void *data)
 {
     struct swc_manager *m = data;
     swc_store_destroy(m->store);
@@ -373,6 +401,17 @@ static void raft_closed(void *data)
     swc_free(m);
     if (cb != NULL) {
         cb(cb_data);
+    }
+}
+
+/* raft first, then its transport (an accept must never reach a freed raft). */
+static void raft_closed(void *data)
+{
+    struct swc_manager *m = data;
+    if (m->raftnet != NULL) {
+        swc_raftnet_close(m->raftnet, manager_freed, m);
+    } else {
+        manager_freed(m);
     }
 }
 

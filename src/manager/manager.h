@@ -35,6 +35,10 @@ struct swc_manager_config {
     /* How this manager talks to the leader (forwarded writes); copied.
      * NULL = plain TCP (tests). */
     const struct swc_secchan_config *client_secure;
+    /* Raft's own listener (raft_addr) runs this server config through the
+     * secure tunnel (manager certificates only); NULL = raft's stock TCP
+     * transport (tests). Copied. */
+    const struct swc_secchan_config *raft_server_secure;
     /* Cluster identity written into the Cluster object at bootstrap. */
     const char *cluster_id;
     const uint8_t *ca_public_key; /* 32 bytes */

@@ -9,6 +9,7 @@
 #include "api/control.pb-c.h"
 #include "api/dispatcher.pb-c.h"
 #include "manager/manager.h"
+#include "manager/raftnet.h"
 #include "raft/raft.h"
 #include "store/store.h"
 
@@ -42,6 +43,7 @@ struct swc_manager {
     bool has_client_secure;
     struct swc_secchan_config client_secure;
     struct swc_rpc_conn *leader_conn;
+    struct swc_raftnet *raftnet; /* raft over the secure tunnel, or NULL */
     char leader_conn_addr[SWC_RAFT_ADDR_MAX];
 };
 
