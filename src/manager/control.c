@@ -1436,6 +1436,79 @@ static void h_service_logs(struct swc_rpc_req *req, const uint8_t *p, size_t len
 
 /* ---- cluster --------------------------------------------------------------------- */
 
+/* Check a cluster spec before it is written; the message names the field. */
+static int validate_cluster_spec(const Swarmc__ClusterSpec *spec, struct swc_err *err)
+{
+    if (spec->orchestration != NULL && spec->orchestration->task_history_retention_limit < -1) {
+        return swc_err_set(err, SWC_EINVAL,
+                           "orchestration.task_history_retention_limit: %lld is below -1",
+                           (long long)spec->orchestration->task_history_retention_limit);
+    }
+    if (spec->dispatcher != NULL && spec->dispatcher->heartbeat_period_ns != 0 &&
+        spec->dispatcher->heartbeat_period_ns < 100 * SWC_NS_PER_MS) {
+        return swc_err_set(err, SWC_EINVAL, "dispatcher.heartbeat_period: must be at least 100ms");
+    }
+    if (spec->raft != NULL && spec->raft->snapshot_interval != 0 &&
+        spec->raft->snapshot_interval < 100) {
+        return swc_err_set(err, SWC_EINVAL, "raft.snapshot_interval: must be at least 100 entries");
+    }
+    if (spec->ca_config != NULL && spec->ca_config->node_cert_expiry_ns != 0 &&
+        spec->ca_config->node_cert_expiry_ns < 3600 * SWC_NS_PER_SEC) {
+        return swc_err_set(err, SWC_EINVAL, "ca_config.node_cert_expiry: must be at least 1h");
+    }
+    return 0;
+}
+
+/* control.UpdateCluster: replace the cluster spec (with the expected
+ * version); the identity, CA and token hashes are not the caller's to set. */
+static void h_update_cluster(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct swc_manager *m = data;
+    struct swc_err err;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    LEADER_ONLY(m, req, p, len);
+    Swarmc__UpdateClusterRequest *r =
+        swarmc__update_cluster_request__unpack(&swc_pb_allocator, len, p);
+    if (r == NULL || r->spec == NULL) {
+        reply_error(req, SWC_EINVAL, "update cluster: no spec in the request");
+        goto out;
+    }
+    if (r->rotate_worker_token || r->rotate_manager_token) {
+        reply_error(req, SWC_ENOTSUP, "token rotation: use `swarmc join-token --rotate`");
+        goto out;
+    }
+    if (validate_cluster_spec(r->spec, &err) != 0) {
+        reply_error(req, err.code, "%s", swc_err_msg(&err));
+        goto out;
+    }
+    swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &it);
+    if (!swc_store_iter_next(&it, &o)) {
+        reply_error(req, SWC_ENOENT, "the cluster object is not written yet");
+        goto out;
+    }
+    if (r->version != 0 && r->version != o.version) {
+        reply_error(req, SWC_ECONFLICT,
+                    "the cluster changed since you read it: read it again and retry");
+        goto out;
+    }
+    Swarmc__Cluster *c = (Swarmc__Cluster *)swc_store_decode(&o, NULL);
+    if (c == NULL) {
+        reply_error(req, SWC_ENOMEM, "out of memory");
+        goto out;
+    }
+    Swarmc__ClusterSpec *old = c->spec;
+    c->spec = r->spec;
+    write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE,
+              SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, c->id, &c->base, o.version, RESP_CLUSTER);
+    c->spec = old;
+    swc_store_free_decoded(&c->base);
+out:
+    if (r != NULL) {
+        swarmc__update_cluster_request__free_unpacked(r, &swc_pb_allocator);
+    }
+}
+
 static void h_get_cluster(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
 {
     struct swc_manager *m = data;
@@ -1525,6 +1598,7 @@ static const struct {
     {"control.UpdateNode", h_update_node, false},
     {"control.RemoveNode", h_remove_node, false},
     {"control.GetCluster", h_get_cluster, false},
+    {"control.UpdateCluster", h_update_cluster, false},
     {"control.BackupCluster", h_backup, false},
     {"control.ServiceLogs", h_service_logs, true},
 };

@@ -735,10 +735,21 @@ static void check_nodes(uv_timer_t *timer)
     if (!d->leader) {
         return;
     }
-    int64_t now = swc_now_mono();
-    int64_t grace = 3 * d->m->heartbeat_period_ns;
     struct swc_store_iter it;
     struct swc_store_obj o;
+    /* The cluster setting, when set, overrides the start-up default. */
+    Swarmc__Cluster *c = NULL;
+    swc_store_iter_kind(d->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &it);
+    if (swc_store_iter_next(&it, &o) &&
+        (c = (Swarmc__Cluster *)swc_store_decode(&o, NULL)) != NULL) {
+        if (c->spec != NULL && c->spec->dispatcher != NULL &&
+            c->spec->dispatcher->heartbeat_period_ns > 0) {
+            d->m->heartbeat_period_ns = c->spec->dispatcher->heartbeat_period_ns;
+        }
+        swc_store_free_decoded(&c->base);
+    }
+    int64_t now = swc_now_mono();
+    int64_t grace = 3 * d->m->heartbeat_period_ns;
     swc_store_iter_kind(d->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
     /* Collect first: writes do not change the store before they commit, but
      * keep the loop simple and bounded. */

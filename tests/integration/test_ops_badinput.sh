@@ -13,7 +13,12 @@ converged() { sw service ls | grep -E "^[a-z0-9]+ +web " | grep -q " 2/2 "; }
 wait_until 30 "web converged" converged
 SELF=$(sw node ls -q | head -n 1)
 
-state() { sw service ls -q | sort; sw service inspect web everywhere | grep -v '"updated_at"'; sw node ls -q | sort; }
+state() {
+  sw service ls -q | sort
+  sw service inspect web everywhere | grep -v '"updated_at"'
+  sw node ls -q | sort
+  sw cluster inspect | grep -v '"updated_at"'
+}
 BEFORE=$(state)
 n=0
 
@@ -57,6 +62,8 @@ expect_fail "duration" sw service create -d --name c5 --restart-delay 5x busybox
 expect_fail "8080" sw service update -d --publish-add 8080:81 everywhere
 expect_fail "unknown flag" sw service create -d --name c6 --frobnicate busybox
 expect_fail "/nonexistent/dir/x.db" sw cluster backup /nonexistent/dir/x.db
+expect_fail "heartbeat" sw cluster update --dispatcher-heartbeat 1ms
+expect_fail "--task-history-limit" sw cluster update --task-history-limit -5
 log "$n bad inputs refused with their message, nothing changed"
 
 # A second daemon: a wrong token and an unreachable manager are refused.
