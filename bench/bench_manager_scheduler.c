@@ -59,8 +59,8 @@ static void run(const char *name, size_t n_tasks, size_t n_services, size_t n_no
     static const char *spread[] = {"node.labels.zone"};
     struct swc_sched_task *ts = swc_calloc(n_tasks, sizeof(*ts));
     struct swc_sched_result *rs = swc_calloc(n_tasks, sizeof(*rs));
-    char(*svc)[16] = swc_calloc(n_services, sizeof(*svc));
-    char(*ids)[16] = swc_calloc(n_tasks, sizeof(*ids));
+    char(*svc)[32] = swc_calloc(n_services, sizeof(*svc));
+    char(*ids)[32] = swc_calloc(n_tasks, sizeof(*ids));
     if (!ts || !rs || !svc || !ids)
         abort();
     for (size_t i = 0; i < n_services; i++)

@@ -55,7 +55,7 @@ static void sim_init(size_t slots, bool global)
     memset(&S, 0, sizeof(S));
     specs_init();
     for (size_t i = 0; i < slots; i++) {
-        snprintf(S.ids[i], sizeof S.ids[i], "old%zu", i + 1);
+        snprintf(S.ids[i], sizeof S.ids[i], "old%u", (unsigned)(i + 1) % 1000u);
         struct swc_orch_task *t = &S.t[S.n++];
         t->id = S.ids[i];
         t->slot = global ? 0 : i + 1;
