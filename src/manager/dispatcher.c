@@ -46,6 +46,7 @@ struct session {
     Swarmc__Assignment **pending; /* incremental changes not yet sent */
     size_t npending, cap;
     bool down_written;
+    bool ready_pending; /* writing READY failed: check_nodes writes it again */
     int64_t reg_times[REG_MAX];
     UT_hash_handle hh;
 };
@@ -70,6 +71,7 @@ struct swc_dispatcher {
     uv_timer_t check_timer;
     bool flush_armed;
     int status_inflight;
+    int node_inflight;
     bool closing;
     int open_timers;
 };
@@ -283,10 +285,32 @@ static void on_event(void *data, const struct swc_store_event *ev)
 
 /* ---- node writes -------------------------------------------------------------- */
 
+struct node_write {
+    struct swc_dispatcher *d;
+    char node_id[SWC_STORE_ID_MAX + 1];
+    int state;
+};
+
+/* A node status write failed (a concurrent write to the node, lost
+ * leadership): mark it so the liveness check writes it again. */
 static void node_written(void *data, int result, const char *msg)
 {
-    if (result != 0) {
-        swc_debugf(MOD, "node write: %s", msg);
+    struct node_write *nw = data;
+    struct swc_dispatcher *d = nw->d;
+    if (result != 0 && !d->closing && d->leader) {
+        struct session *s = NULL;
+        swc_debugf(MOD, "node %s status write: %s", nw->node_id, msg);
+        HASH_FIND_STR(d->sessions, nw->node_id, s);
+        if (s != NULL && nw->state == SWARMC__NODE_STATE__NODE_STATE_READY) {
+            s->ready_pending = true;
+        } else if (s != NULL && nw->state == SWARMC__NODE_STATE__NODE_STATE_DOWN) {
+            s->down_written = false;
+        }
+    }
+    d->node_inflight--;
+    swc_free(nw);
+    if (d->closing && d->status_inflight == 0 && d->node_inflight == 0 && d->open_timers == 0) {
+        swc_free(d);
     }
 }
 
@@ -344,7 +368,17 @@ static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
                      : swc_store_txn_update(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &w->base,
                                             version);
         if (rv == 0) {
-            swc_manager_write(d->m, &t, node_written, d);
+            struct node_write *nw = swc_malloc(sizeof *nw);
+            if (nw != NULL) {
+                nw->d = d;
+                nw->state = state;
+                snprintf(nw->node_id, sizeof nw->node_id, "%s", node_id);
+                if (swc_manager_write(d->m, &t, node_written, nw) == 0) {
+                    d->node_inflight++; /* keeps d alive until the callback */
+                } else {
+                    swc_free(nw);
+                }
+            }
         }
         swc_store_txn_free(&t);
     }
@@ -607,22 +641,46 @@ static void h_assignments(struct swc_rpc_req *req, const uint8_t *payload, size_
 
 static void flush_statuses(uv_timer_t *t);
 
+/* One status batch in flight: its items come back to the queue if the
+ * write fails (a version conflict with a concurrent write, a lost
+ * leadership), unless a newer status for the same task arrived meanwhile. */
+struct status_batch {
+    struct swc_dispatcher *d;
+    struct status_item **items;
+    size_t n;
+};
+
 static void statuses_written(void *data, int result, const char *msg)
 {
-    struct swc_dispatcher *d = data;
+    struct status_batch *b = data;
+    struct swc_dispatcher *d = b->d;
     d->status_inflight--;
+    for (size_t i = 0; i < b->n; i++) {
+        struct status_item *e = b->items[i], *newer = NULL;
+        if (result != 0 && !d->closing && d->leader) {
+            HASH_FIND_STR(d->statuses, e->task_id, newer);
+            if (newer == NULL) {
+                HASH_ADD_STR(d->statuses, task_id, e);
+                continue;
+            }
+        }
+        swc_free(e->bytes);
+        swc_free(e);
+    }
+    swc_free(b->items);
+    swc_free(b);
     if (d->closing) {
-        if (d->status_inflight == 0 && d->open_timers == 0) {
+        if (d->status_inflight == 0 && d->node_inflight == 0 && d->open_timers == 0) {
             swc_free(d);
         }
         return;
     }
     if (result != 0) {
-        swc_debugf(MOD, "status batch: %s", msg);
+        swc_debugf(MOD, "status batch not written (%s): retrying", msg);
     }
     if (d->statuses != NULL && !d->flush_armed && d->leader) {
         d->flush_armed = true;
-        uv_timer_start(&d->flush_timer, flush_statuses, STATUS_FLUSH_MS, 0);
+        uv_timer_start(&d->flush_timer, flush_statuses, result != 0 ? 5 : STATUS_FLUSH_MS, 0);
     }
 }
 
@@ -633,16 +691,30 @@ static void flush_statuses(uv_timer_t *timer)
     struct status_item *e, *tmp;
     struct swc_store_txn t;
     d->flush_armed = false;
-    if (!d->leader || d->statuses == NULL) {
+    /* One batch at a time: a second one would read versions the first is
+     * about to change, and conflict. The first one's callback flushes again. */
+    if (!d->leader || d->statuses == NULL || d->status_inflight > 0) {
         return;
     }
+    struct status_batch *b = swc_calloc(1, sizeof *b);
+    size_t cap = HASH_COUNT(d->statuses);
+    if (cap > 10000) {
+        cap = 10000;
+    }
+    if (b == NULL || (b->items = swc_calloc(cap, sizeof *b->items)) == NULL) {
+        swc_free(b);
+        return;
+    }
+    b->d = d;
     if (swc_store_txn_init(&t, ++d->m->proposal_seq, d->m->node_id) != 0) {
+        swc_free(b->items);
+        swc_free(b);
         return;
     }
     size_t count = 0;
     HASH_ITER(hh, d->statuses, e, tmp)
     {
-        if (count >= 10000 || t.bytes > 1024 * 1024) {
+        if (b->n >= cap || t.bytes > 1024 * 1024) {
             break;
         }
         struct swc_store_obj o;
@@ -665,15 +737,19 @@ static void flush_statuses(uv_timer_t *timer)
         if (ns != NULL) {
             swarmc__task_status__free_unpacked(ns, &swc_pb_allocator);
         }
+        /* Dropped statuses (unknown task, another node's, going backwards)
+         * are freed with the batch; written ones come back on failure. */
         HASH_DEL(d->statuses, e);
-        swc_free(e->bytes);
-        swc_free(e);
+        b->items[b->n++] = e;
     }
-    if (count > 0 && swc_manager_write(d->m, &t, statuses_written, d) == 0) {
+    if (count > 0 && swc_manager_write(d->m, &t, statuses_written, b) == 0) {
         d->status_inflight++;
+    } else {
+        d->status_inflight++;
+        statuses_written(b, count > 0 ? SWC_EBUSY : 0, "not proposed");
     }
     swc_store_txn_free(&t);
-    if (d->statuses != NULL && !d->flush_armed) {
+    if (d->statuses != NULL && !d->flush_armed && d->status_inflight == 0) {
         d->flush_armed = true;
         uv_timer_start(&d->flush_timer, flush_statuses, STATUS_FLUSH_MS, 0);
     }
@@ -783,6 +859,13 @@ static void check_nodes(uv_timer_t *timer)
         write_node(d, ids[i], SWARMC__NODE_STATE__NODE_STATE_DOWN, "heartbeat failure", NULL, NULL,
                    0);
     }
+    /* Live sessions whose READY write was lost: write it again. */
+    for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
+        if (s->ready_pending && !s->down_written && now - s->last_seen < grace) {
+            s->ready_pending = false;
+            write_node(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "", NULL, NULL, 0);
+        }
+    }
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -853,7 +936,7 @@ void swc_dispatcher_leader(struct swc_dispatcher *d, bool leader)
 static void timer_closed(uv_handle_t *h)
 {
     struct swc_dispatcher *d = h->data;
-    if (--d->open_timers == 0 && d->status_inflight == 0) {
+    if (--d->open_timers == 0 && d->status_inflight == 0 && d->node_inflight == 0) {
         swc_free(d);
     }
 }
