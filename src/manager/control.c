@@ -200,13 +200,39 @@ struct pending_write {
 };
 
 enum {
-    RESP_SERVICE_CREATE,
-    RESP_SERVICE_UPDATE,
-    RESP_SERVICE_SCALE,
-    RESP_REMOVE,
-    RESP_NODE_UPDATE,
-    RESP_CLUSTER
+    RESP_OBJECT, /* reply with the written object */
+    RESP_REMOVE, /* reply with the error only */
 };
+
+/* Every write's response is shaped {Error error = 1; <object> = 2;}
+ * (CreateServiceResponse, UpdateNodeResponse, ...; a remove has no
+ * object), so the reply is encoded once here for all of them: an empty
+ * Error, then the stored object as field 2. */
+static void reply_with_object(struct swc_rpc_req *req, const ProtobufCMessage *obj)
+{
+    size_t olen = obj != NULL ? protobuf_c_message_get_packed_size(obj) : 0;
+    uint8_t *buf = swc_malloc(olen + 16);
+    size_t n = 0;
+    if (buf == NULL) {
+        swc_rpc_reply(req, SWC_ENOMEM, "out of memory", NULL, 0);
+        return;
+    }
+    buf[n++] = 0x0a; /* field 1, length-delimited: an empty Error */
+    buf[n++] = 0x00;
+    if (obj != NULL) {
+        buf[n++] = 0x12; /* field 2, length-delimited */
+        for (size_t v = olen;; v >>= 7) {
+            buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+            if (v <= 0x7f) {
+                break;
+            }
+        }
+        protobuf_c_message_pack(obj, buf + n);
+        n += olen;
+    }
+    swc_rpc_reply(req, 0, NULL, buf, n);
+    swc_free(buf);
+}
 
 static void write_done(void *data, int result, const char *msg)
 {
@@ -217,54 +243,11 @@ static void write_done(void *data, int result, const char *msg)
         swc_free(w);
         return;
     }
-    Swarmc__Error e = SWARMC__ERROR__INIT;
     ProtobufCMessage *obj = NULL;
     if (w->resp != RESP_REMOVE) {
         obj = swc_store_get_decoded(m->store, w->kind, w->id, NULL);
     }
-    switch (w->resp) {
-    case RESP_SERVICE_CREATE: {
-        Swarmc__CreateServiceResponse r = SWARMC__CREATE_SERVICE_RESPONSE__INIT;
-        r.error = &e;
-        r.service = (Swarmc__Service *)obj;
-        reply_msg(w->req, &r.base, &e);
-        break;
-    }
-    case RESP_SERVICE_UPDATE: {
-        Swarmc__UpdateServiceResponse r = SWARMC__UPDATE_SERVICE_RESPONSE__INIT;
-        r.error = &e;
-        r.service = (Swarmc__Service *)obj;
-        reply_msg(w->req, &r.base, &e);
-        break;
-    }
-    case RESP_SERVICE_SCALE: {
-        Swarmc__ScaleServiceResponse r = SWARMC__SCALE_SERVICE_RESPONSE__INIT;
-        r.error = &e;
-        r.service = (Swarmc__Service *)obj;
-        reply_msg(w->req, &r.base, &e);
-        break;
-    }
-    case RESP_NODE_UPDATE: {
-        Swarmc__UpdateNodeResponse r = SWARMC__UPDATE_NODE_RESPONSE__INIT;
-        r.error = &e;
-        r.node = (Swarmc__Node *)obj;
-        reply_msg(w->req, &r.base, &e);
-        break;
-    }
-    case RESP_CLUSTER: {
-        Swarmc__UpdateClusterResponse r = SWARMC__UPDATE_CLUSTER_RESPONSE__INIT;
-        r.error = &e;
-        r.cluster = (Swarmc__Cluster *)obj;
-        reply_msg(w->req, &r.base, &e);
-        break;
-    }
-    default: {
-        Swarmc__RemoveServiceResponse r = SWARMC__REMOVE_SERVICE_RESPONSE__INIT;
-        r.error = &e;
-        reply_msg(w->req, &r.base, &e);
-        break;
-    }
-    }
+    reply_with_object(w->req, obj);
     swc_store_free_decoded(obj);
     swc_free(w);
 }
@@ -362,7 +345,7 @@ static void h_create_service(struct swc_rpc_req *req, const uint8_t *p, size_t l
         s.job_status = &js;
     }
     write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_CREATE,
-              SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, id, &s.base, 0, RESP_SERVICE_CREATE);
+              SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, id, &s.base, 0, RESP_OBJECT);
 out:
     if (r != NULL) {
         swarmc__create_service_request__free_unpacked(r, &swc_pb_allocator);
@@ -517,7 +500,7 @@ static void h_update_service(struct swc_rpc_req *req, const uint8_t *p, size_t l
     }
     write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE,
               SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, svc->id, &svc->base, o.version,
-              RESP_SERVICE_UPDATE);
+              RESP_OBJECT);
     /* give the decoded object its own pointers back before freeing it */
     svc->spec = old_spec;
     svc->previous_spec = old_prev;
@@ -560,7 +543,7 @@ static void h_scale_service(struct swc_rpc_req *req, const uint8_t *p, size_t le
             svc->spec->replicated->replicas = r->replicas;
             write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE,
                       SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, svc->id, &svc->base, o.version,
-                      RESP_SERVICE_SCALE);
+                      RESP_OBJECT);
         }
         swc_store_free_decoded(&svc->base);
     }
@@ -975,7 +958,7 @@ static void h_update_node(struct swc_rpc_req *req, const uint8_t *p, size_t len,
         node->spec = r->spec;
         write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE,
                   SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, node->id, &node->base, o.version,
-                  RESP_NODE_UPDATE);
+                  RESP_OBJECT);
         node->spec = old;
         swc_store_free_decoded(&node->base);
     }
@@ -1500,7 +1483,7 @@ static void h_update_cluster(struct swc_rpc_req *req, const uint8_t *p, size_t l
     Swarmc__ClusterSpec *old = c->spec;
     c->spec = r->spec;
     write_one(m, req, SWARMC__STORE_ACTION_KIND__STORE_ACTION_UPDATE,
-              SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, c->id, &c->base, o.version, RESP_CLUSTER);
+              SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, c->id, &c->base, o.version, RESP_OBJECT);
     c->spec = old;
     swc_store_free_decoded(&c->base);
 out:
