@@ -15,6 +15,9 @@
 #include "base/log.h"
 #include "client.h"
 
+int swc_cli_cmd_fleet(struct swc_cli *cli, int argc, char **argv); /* cmd_fleet.c */
+extern const struct swc_flag_def swc_cli_fleet_flags[];
+
 static const struct swc_cli_cmd top_cmds[] = {
     {"daemon", swc_cli_cmd_daemon, NULL, "", "Run the swarmc node daemon", swc_cli_daemon_flags},
     {"init", swc_cli_cmd_init, NULL, "", "Initialize a cluster with this node as its manager",
@@ -28,6 +31,8 @@ static const struct swc_cli_cmd top_cmds[] = {
     {"service", NULL, swc_cli_service_cmds, "COMMAND", "Manage services", NULL},
     {"cluster", NULL, swc_cli_cluster_cmds, "COMMAND", "Manage the cluster (backup, restore, ...)",
      NULL},
+    {"fleet", swc_cli_cmd_fleet, NULL, "MANAGER_ADDR[,ADDR...]",
+     "Run many simulated worker nodes (performance tests)", swc_cli_fleet_flags},
     {"version", swc_cli_cmd_version, NULL, "", "Show the swarmc version", NULL},
     {"help", NULL, NULL, "[COMMAND]", "Help about any command", NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL}};

@@ -76,12 +76,13 @@ struct swc_agent {
     uint64_t seq_counter;
 
     bool closing;
-    int open_handles;
+    int open_handles; /* timers, and connections still closing */
     void (*close_cb)(void *data);
     void *close_data;
 };
 
 static void do_connect(struct swc_agent *a);
+static void close_conn(struct swc_agent *a, struct swc_rpc_conn *c);
 static void flush_statuses(struct swc_agent *a);
 static void reconnect_cb(uv_timer_t *t);
 static void flush_cb(uv_timer_t *t);
@@ -186,7 +187,7 @@ static void session_down(struct swc_agent *a, const char *why, bool rotate, unsi
     if (a->conn != NULL) {
         struct swc_rpc_conn *c = a->conn;
         a->conn = NULL;
-        swc_rpc_conn_close(c, NULL, NULL);
+        close_conn(a, c);
     }
     if (was) {
         swc_warnf(MOD, "session with %s down: %s", a->managers[a->cur], why);
@@ -687,6 +688,22 @@ static void handle_closed(uv_handle_t *h)
     }
 }
 
+static void conn_closed(void *data)
+{
+    struct swc_agent *a = data;
+    if (--a->open_handles == 0) {
+        free_agent(a);
+    }
+}
+
+/* Close a connection we no longer use. Its calls complete (canceled) after
+ * this returns, so the agent stays alive until the close callback. */
+static void close_conn(struct swc_agent *a, struct swc_rpc_conn *c)
+{
+    a->open_handles++;
+    swc_rpc_conn_close(c, conn_closed, a);
+}
+
 void swc_agent_close(struct swc_agent *a, void (*cb)(void *data), void *data)
 {
     a->close_cb = cb;
@@ -699,8 +716,9 @@ void swc_agent_close(struct swc_agent *a, void (*cb)(void *data), void *data)
     a->session_call = a->assign_call = a->hb_call = a->status_call = NULL;
     a->connected = false;
     if (a->conn != NULL) {
-        swc_rpc_conn_close(a->conn, NULL, NULL);
+        struct swc_rpc_conn *c = a->conn;
         a->conn = NULL;
+        close_conn(a, c);
     }
     uv_close((uv_handle_t *)&a->hb_timer, handle_closed);
     uv_close((uv_handle_t *)&a->reconnect_timer, handle_closed);

@@ -8,7 +8,8 @@
  * our node label; a container of a known task is adopted (its exit code or
  * health seen while we were away is fed to the runner), any other one is
  * removed. Runners created before that pass completes wait for it, so a
- * container is never created twice for one task. */
+ * container is never created twice for one task. Without a state dir (fleet
+ * mode) there is no task DB: tasks live only in memory. */
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -86,11 +87,10 @@ int swc_worker_init(struct swc_worker **out, const struct swc_worker_config *cfg
     char path[4096];
     int rc;
 
-    if (cfg->loop == NULL || cfg->exec == NULL || cfg->state_dir == NULL || cfg->node_id == NULL) {
-        return swc_err_set(err, SWC_EINVAL,
-                           "worker: loop, executor, state dir and node id are required");
+    if (cfg->loop == NULL || cfg->exec == NULL || cfg->node_id == NULL) {
+        return swc_err_set(err, SWC_EINVAL, "worker: loop, executor and node id are required");
     }
-    if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
+    if (cfg->state_dir != NULL && mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
         return swc_err_set(err, SWC_EIO, "worker: create state dir %s: %s", cfg->state_dir,
                            strerror(errno));
     }
@@ -102,12 +102,14 @@ int swc_worker_init(struct swc_worker **out, const struct swc_worker_config *cfg
     snprintf(w->node_id, sizeof(w->node_id), "%s", cfg->node_id);
     w->cfg.node_id = w->node_id;
     w->cfg.state_dir = NULL;
-    snprintf(path, sizeof(path), "%s/worker.db", cfg->state_dir);
-    rc = swc_taskdb_open(&w->db, path, err);
-    if (rc != 0) {
-        swc_err_wrap(err, "worker");
-        swc_free(w);
-        return rc;
+    if (cfg->state_dir != NULL) {
+        snprintf(path, sizeof(path), "%s/worker.db", cfg->state_dir);
+        rc = swc_taskdb_open(&w->db, path, err);
+        if (rc != 0) {
+            swc_err_wrap(err, "worker");
+            swc_free(w);
+            return rc;
+        }
     }
     uv_timer_init(cfg->loop, &w->close_timer);
     w->close_timer.data = w;
@@ -220,7 +222,7 @@ static void list_cb(void *data, int code, const char *errmsg, const struct swc_e
 
 int swc_worker_start(struct swc_worker *w, void (*done_cb)(void *data, int code), void *data)
 {
-    int rc = swc_taskdb_load(w->db, load_cb, w);
+    int rc = w->db != NULL ? swc_taskdb_load(w->db, load_cb, w) : 0;
     if (rc != 0) {
         swc_errorf("worker", "resume: %s", swc_taskdb_errmsg(w->db));
     }
@@ -239,7 +241,7 @@ static void runner_removed_cb(struct swc_runner *r, void *data)
 {
     struct entry *e = data;
     struct swc_worker *w = e->w;
-    if (swc_taskdb_delete(w->db, e->id) != 0) {
+    if (w->db != NULL && swc_taskdb_delete(w->db, e->id) != 0) {
         swc_errorf("worker", "%s", swc_taskdb_errmsg(w->db));
     }
     HASH_DEL(w->tasks, e);
@@ -270,11 +272,11 @@ static int assign_task(struct swc_worker *w, const Swarmc__Task *task)
         }
         swc_runner_update(e->r, task);
         /* keep the stored spec current; the status column is left alone */
-        if (swc_taskdb_put_task(w->db, swc_runner_task(e->r)) != 0) {
+        if (w->db != NULL && swc_taskdb_put_task(w->db, swc_runner_task(e->r)) != 0) {
             swc_errorf("worker", "%s", swc_taskdb_errmsg(w->db));
         }
     } else {
-        if (swc_taskdb_put_task(w->db, task) != 0) {
+        if (w->db != NULL && swc_taskdb_put_task(w->db, task) != 0) {
             swc_errorf("worker", "%s", swc_taskdb_errmsg(w->db));
             return SWC_EIO;
         }
@@ -347,6 +349,15 @@ int swc_worker_assign(struct swc_worker *w, const Swarmc__AssignmentsMessage *ms
 size_t swc_worker_ntasks(const struct swc_worker *w)
 {
     return w->ntasks;
+}
+
+size_t swc_worker_nrunning(const struct swc_worker *w)
+{
+    size_t n = 0;
+    for (const struct entry *e = w->tasks; e != NULL; e = e->hh.next) {
+        n += swc_runner_observed(e->r) == SWARMC__TASK_STATE__TASK_STATE_RUNNING;
+    }
+    return n;
 }
 
 static struct entry *find_entry(const struct swc_worker *w, const char *task_id)

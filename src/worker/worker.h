@@ -24,14 +24,16 @@ typedef void (*swc_worker_status_cb)(void *data, const char *task_id,
 
 struct swc_worker_config {
     uv_loop_t *loop;
-    const char *state_dir; /* worker.db lives here (created if missing) */
+    /* worker.db lives here (created if missing); NULL = no task DB, tasks
+     * are kept in memory only (simulated fleet nodes). */
+    const char *state_dir;
     const char *node_id;
     struct swc_exec *exec; /* borrowed: the caller closes it after the worker */
     swc_worker_status_cb status_cb;
     void *data;
 };
 
-/* Create the worker and open its task DB; 0 or SWC_E* (message in err). */
+/* Create the worker and open its task DB (if any); 0 or SWC_E* (message in err). */
 int swc_worker_init(struct swc_worker **out, const struct swc_worker_config *cfg,
                     struct swc_err *err);
 
@@ -46,6 +48,9 @@ int swc_worker_assign(struct swc_worker *w, const Swarmc__AssignmentsMessage *ms
 
 /* Number of runners (tasks currently assigned). */
 size_t swc_worker_ntasks(const struct swc_worker *w);
+
+/* Number of tasks whose last observed state is running. */
+size_t swc_worker_nrunning(const struct swc_worker *w);
 
 /* The last observed state of task_id, or -1 when unknown. */
 int swc_worker_task_state(const struct swc_worker *w, const char *task_id);
