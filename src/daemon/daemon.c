@@ -653,6 +653,8 @@ static int start_node(struct daemon *d, bool bootstrap)
         mc.ca_public_key = d->ca_pk;
         mc.worker_token_hash = wh;
         mc.manager_token_hash = mh;
+        mc.worker_token = d->worker_token;
+        mc.manager_token = d->manager_token;
         if ((rv = swc_manager_start(&d->manager, &mc, &err)) != 0) {
             swc_errorf(MOD, "%s", swc_err_msg(&err));
             return rv;
@@ -818,23 +820,96 @@ static void h_init(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *
     }
 }
 
-static void h_join_tokens(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+static void reply_tokens(struct daemon *d, struct swc_rpc_req *req, int code, const char *msg)
 {
-    struct daemon *d = data;
     Swarmc__JoinTokensResponse r = SWARMC__JOIN_TOKENS_RESPONSE__INIT;
     Swarmc__Error e = SWARMC__ERROR__INIT;
     char *mgrs[1] = {d->advertise_addr};
+    char worker[SWC_TOKEN_MAX], manager[SWC_TOKEN_MAX];
+    uint8_t wh[32], mh[32];
     r.error = &e;
-    if (!d->has_ca_sk) {
-        e.code = SWC_ESTATE;
-        e.message = "this node is not a manager: run join-token on a manager";
-    } else {
-        r.worker = d->worker_token;
-        r.manager = d->manager_token;
+    e.code = (uint32_t)code;
+    e.message = (char *)(msg != NULL ? msg : "");
+    if (code == 0) {
+        /* The cluster's current tokens, unsealed; the local copy before the
+         * cluster object exists. */
+        if (d->manager == NULL ||
+            swc_manager_join_secrets(d->manager, wh, mh, worker, manager) != 0 ||
+            worker[0] == '\0' || manager[0] == '\0') {
+            snprintf(worker, sizeof worker, "%s", d->worker_token);
+            snprintf(manager, sizeof manager, "%s", d->manager_token);
+        }
+        r.worker = worker;
+        r.manager = manager;
         r.n_manager_addrs = 1;
         r.manager_addrs = mgrs;
     }
     reply_pb(req, &r.base);
+}
+
+struct rotate_ctx {
+    struct daemon *d;
+    struct swc_rpc_req *req;
+    bool manager;
+    char token[SWC_TOKEN_MAX];
+};
+
+static void token_rotated(void *data, int result, const char *msg)
+{
+    struct rotate_ctx *rc = data;
+    struct daemon *d = rc->d;
+    if (result == 0) {
+        snprintf(rc->manager ? d->manager_token : d->worker_token, SWC_TOKEN_MAX, "%s", rc->token);
+        save_cluster(d);
+        swc_infof(MOD, "%s join token rotated: the old one is refused from now on",
+                  rc->manager ? "manager" : "worker");
+    }
+    reply_tokens(d, rc->req, result, result != 0 ? msg : NULL);
+    swc_free(rc);
+}
+
+static void h_join_tokens(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    struct daemon *d = data;
+    struct swc_err err;
+    Swarmc__JoinTokensRequest *r = swarmc__join_tokens_request__unpack(&swc_pb_allocator, len, p);
+    bool rotate_worker = r != NULL && r->rotate_worker,
+         rotate_manager = r != NULL && r->rotate_manager;
+    if (r != NULL) {
+        swarmc__join_tokens_request__free_unpacked(r, &swc_pb_allocator);
+    }
+    if (!d->has_ca_sk || d->manager == NULL) {
+        reply_tokens(d, req, SWC_ESTATE, "this node is not a manager: run join-token on a manager");
+        return;
+    }
+    if (!rotate_worker && !rotate_manager) {
+        reply_tokens(d, req, 0, NULL);
+        return;
+    }
+    struct rotate_ctx *rc = swc_calloc(1, sizeof *rc);
+    uint8_t hash[32];
+    if (rc == NULL || swc_token_new(d->ca_pk, rc->token, hash) != 0) {
+        swc_free(rc);
+        reply_tokens(d, req, SWC_ENOMEM, "cannot make a new token");
+        return;
+    }
+    rc->d = d;
+    rc->req = req;
+    rc->manager = rotate_manager;
+    if (swc_manager_rotate_token(d->manager, rotate_manager, rc->token, hash, token_rotated, rc,
+                                 &err) != 0) {
+        char leader[320] = "";
+        if (err.code == SWC_ENOTLEADER) {
+            char addr[256];
+            swc_manager_leader_addr(d->manager, addr, sizeof addr);
+            snprintf(leader, sizeof leader, ": run it against the leader (%s)",
+                     addr[0] ? addr : "unknown");
+        }
+        char msg[SWC_ERRMSG_SIZE + 200];
+        snprintf(msg, sizeof msg, "%s%s", swc_err_msg(&err), leader);
+        swc_free(rc);
+        reply_tokens(d, req, err.code, msg);
+    }
 }
 
 /* ---- restore from a backup ----------------------------------------------------------- */
@@ -972,8 +1047,12 @@ static void h_cluster_join(struct swc_rpc_req *req, const uint8_t *p, size_t len
         join_reply_error(req, SWC_EAUTH, "join: the token belongs to another cluster");
         goto out;
     }
-    swc_token_parse(d->worker_token, digest, wh);
-    swc_token_parse(d->manager_token, digest, mh);
+    /* The cluster's current secrets (rotations included); the local copy
+     * only until the cluster object exists. */
+    if (swc_manager_join_secrets(d->manager, wh, mh, NULL, NULL) != 0) {
+        swc_token_parse(d->worker_token, digest, wh);
+        swc_token_parse(d->manager_token, digest, mh);
+    }
     int role;
     if (same_hash(hash, wh)) {
         role = SWC_ROLE_WORKER;

@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "net/cert.h"
 
 #define MOD "manager"
 
@@ -177,6 +178,19 @@ static void write_cluster_object(struct swc_manager *m)
     tok.worker_hash.len = 32;
     tok.manager_hash.data = m->manager_hash;
     tok.manager_hash.len = 32;
+    struct swc_buf ws, ms;
+    swc_buf_init(&ws);
+    swc_buf_init(&ms);
+    if (m->has_data_key && m->worker_token != NULL && m->manager_token != NULL &&
+        swc_data_seal(m->data_key, (const uint8_t *)m->worker_token, strlen(m->worker_token),
+                      &ws) == 0 &&
+        swc_data_seal(m->data_key, (const uint8_t *)m->manager_token, strlen(m->manager_token),
+                      &ms) == 0) {
+        tok.worker_sealed.data = ws.data;
+        tok.worker_sealed.len = ws.len;
+        tok.manager_sealed.data = ms.data;
+        tok.manager_sealed.len = ms.len;
+    }
     c.join_tokens = &tok;
     struct swc_store_txn t;
     if (swc_store_txn_init(&t, ++m->proposal_seq, m->node_id) != 0) {
@@ -186,6 +200,8 @@ static void write_cluster_object(struct swc_manager *m)
         swc_manager_write(m, &t, cluster_written, m);
     }
     swc_store_txn_free(&t);
+    swc_buf_free(&ws);
+    swc_buf_free(&ms);
 }
 
 static void on_leader(struct swc_raft *r, bool leader, void *data)
@@ -254,6 +270,16 @@ int swc_manager_start(struct swc_manager **out, const struct swc_manager_config 
         memcpy(m->manager_hash, cfg->manager_token_hash, 32);
     }
     m->need_cluster_object = cfg->bootstrap;
+    if (cfg->data_key != NULL) {
+        m->has_data_key = true;
+        memcpy(m->data_key, cfg->data_key, sizeof m->data_key);
+    }
+    if (cfg->worker_token != NULL) {
+        m->worker_token = swc_strdup(cfg->worker_token);
+    }
+    if (cfg->manager_token != NULL) {
+        m->manager_token = swc_strdup(cfg->manager_token);
+    }
     if (m->state_dir == NULL || m->node_id == NULL || m->advertise_addr == NULL ||
         m->cluster_id == NULL) {
         rv = swc_err_set(err, SWC_ENOMEM, "manager: out of memory");
@@ -340,6 +366,8 @@ fail:
     swc_free(m->node_id);
     swc_free(m->advertise_addr);
     swc_free(m->cluster_id);
+    swc_free(m->worker_token);
+    swc_free(m->manager_token);
     swc_free(m);
     return rv;
 }
@@ -383,6 +411,109 @@ void swc_manager_leader_addr(struct swc_manager *m, char *out, size_t size)
     snprintf(out, size, "%s:%d", addr, atoi(colon + 1) - 1);
 }
 
+/* ---- join tokens ----------------------------------------------------------- */
+
+static Swarmc__Cluster *cluster_object(struct swc_manager *m, uint64_t *version)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &it);
+    if (!swc_store_iter_next(&it, &o)) {
+        return NULL;
+    }
+    if (version != NULL) {
+        *version = o.version;
+    }
+    return (Swarmc__Cluster *)swc_store_decode(&o, NULL);
+}
+
+static void unseal_token(struct swc_manager *m, const ProtobufCBinaryData *sealed, char *out)
+{
+    struct swc_buf b;
+    swc_buf_init(&b);
+    out[0] = '\0';
+    if (m->has_data_key && sealed->len > 0 &&
+        swc_data_open(m->data_key, sealed->data, sealed->len, &b) == 0 && b.len < SWC_TOKEN_MAX) {
+        memcpy(out, b.data, b.len);
+        out[b.len] = '\0';
+    }
+    swc_buf_free(&b);
+}
+
+int swc_manager_join_secrets(struct swc_manager *m, uint8_t worker_hash[32],
+                             uint8_t manager_hash[32], char *worker_token, char *manager_token)
+{
+    Swarmc__Cluster *c = cluster_object(m, NULL);
+    if (c == NULL || c->join_tokens == NULL || c->join_tokens->worker_hash.len != 32 ||
+        c->join_tokens->manager_hash.len != 32) {
+        swc_store_free_decoded(c != NULL ? &c->base : NULL);
+        return SWC_ENOENT;
+    }
+    memcpy(worker_hash, c->join_tokens->worker_hash.data, 32);
+    memcpy(manager_hash, c->join_tokens->manager_hash.data, 32);
+    if (worker_token != NULL) {
+        unseal_token(m, &c->join_tokens->worker_sealed, worker_token);
+    }
+    if (manager_token != NULL) {
+        unseal_token(m, &c->join_tokens->manager_sealed, manager_token);
+    }
+    swc_store_free_decoded(&c->base);
+    return 0;
+}
+
+int swc_manager_rotate_token(struct swc_manager *m, bool manager, const char *token,
+                             const uint8_t hash[32],
+                             void (*cb)(void *data, int result, const char *msg), void *data,
+                             struct swc_err *err)
+{
+    uint64_t version = 0;
+    if (!m->leader) {
+        return swc_err_set(err, SWC_ENOTLEADER, "rotate the token on the leader");
+    }
+    Swarmc__Cluster *c = cluster_object(m, &version);
+    if (c == NULL || c->join_tokens == NULL) {
+        swc_store_free_decoded(c != NULL ? &c->base : NULL);
+        return swc_err_set(err, SWC_ENOENT, "the cluster object is not written yet");
+    }
+    struct swc_buf sealed;
+    swc_buf_init(&sealed);
+    if (!m->has_data_key ||
+        swc_data_seal(m->data_key, (const uint8_t *)token, strlen(token), &sealed) != 0) {
+        swc_store_free_decoded(&c->base);
+        return swc_err_set(err, SWC_ENOMEM, "cannot seal the new token");
+    }
+    Swarmc__JoinTokenSecrets *js = c->join_tokens;
+    ProtobufCBinaryData old_hash = manager ? js->manager_hash : js->worker_hash;
+    ProtobufCBinaryData old_sealed = manager ? js->manager_sealed : js->worker_sealed;
+    ProtobufCBinaryData nh = {32, (uint8_t *)hash}, ns = {sealed.len, sealed.data};
+    if (manager) {
+        js->manager_hash = nh;
+        js->manager_sealed = ns;
+    } else {
+        js->worker_hash = nh;
+        js->worker_sealed = ns;
+    }
+    struct swc_store_txn t;
+    int rv = swc_store_txn_init(&t, ++m->proposal_seq, m->node_id);
+    if (rv == 0) {
+        rv = swc_store_txn_update(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &c->base, version);
+        if (rv == 0) {
+            rv = swc_manager_write(m, &t, cb, data);
+        }
+        swc_store_txn_free(&t);
+    }
+    if (manager) {
+        js->manager_hash = old_hash;
+        js->manager_sealed = old_sealed;
+    } else {
+        js->worker_hash = old_hash;
+        js->worker_sealed = old_sealed;
+    }
+    swc_store_free_decoded(&c->base);
+    swc_buf_free(&sealed);
+    return rv != 0 ? swc_err_set(err, rv, "rotate token: %s", swc_strerror(rv)) : 0;
+}
+
 bool swc_manager_is_leader(const struct swc_manager *m)
 {
     return m->leader;
@@ -398,6 +529,8 @@ static void manager_freed(void *data)
     swc_free(m->node_id);
     swc_free(m->advertise_addr);
     swc_free(m->cluster_id);
+    swc_free(m->worker_token);
+    swc_free(m->manager_token);
     swc_free(m);
     if (cb != NULL) {
         cb(cb_data);

@@ -44,6 +44,9 @@ struct swc_manager_config {
     const uint8_t *ca_public_key; /* 32 bytes */
     const uint8_t *worker_token_hash;
     const uint8_t *manager_token_hash;
+    /* The tokens themselves (bootstrap only), stored sealed with data_key. */
+    const char *worker_token;
+    const char *manager_token;
 };
 
 /* Create and start the manager; 0 or SWC_E* with err set. */
@@ -58,6 +61,21 @@ bool swc_manager_is_leader(const struct swc_manager *m);
  * SWC_E* with err set. */
 int swc_manager_add_member(struct swc_manager *m, uint64_t raft_id, const char *raft_addr,
                            struct swc_err *err);
+
+/* The join secrets the cluster checks joins against (hashes of the token
+ * secrets, 32 bytes each) and, when out is not NULL, the current tokens
+ * (unsealed with the data key; SWC_TOKEN_MAX bytes each). 0, or SWC_ENOENT
+ * before the cluster object exists. */
+int swc_manager_join_secrets(struct swc_manager *m, uint8_t worker_hash[32],
+                             uint8_t manager_hash[32], char *worker_token, char *manager_token);
+
+/* Replace the worker (manager false) or manager join token (leader only):
+ * the cluster then refuses the old one. cb(data, result, msg) once; 0 or
+ * SWC_ENOTLEADER / SWC_ENOENT / SWC_ENOMEM with err set and no callback. */
+int swc_manager_rotate_token(struct swc_manager *m, bool manager, const char *token,
+                             const uint8_t hash[32],
+                             void (*cb)(void *data, int result, const char *msg), void *data,
+                             struct swc_err *err);
 
 /* The cluster address of the leader ("host:port"), or "" when unknown. */
 void swc_manager_leader_addr(struct swc_manager *m, char *out, size_t size);

@@ -34,6 +34,9 @@ struct swc_manager {
     char *cluster_id;
     uint8_t ca_public_key[32];
     uint8_t worker_hash[32], manager_hash[32];
+    char *worker_token, *manager_token; /* bootstrap only */
+    bool has_data_key;
+    uint8_t data_key[32];
     bool need_cluster_object;
     bool closing;
     void (*close_cb)(void *data);

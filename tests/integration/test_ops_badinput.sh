@@ -79,4 +79,15 @@ if out=$("$SWARMC" -H "$w1_SOCK" join --token "$TOKEN" "127.0.0.1:1" 2>&1); then
 fi
 grep -qiE "reach|connect" <<<"$out" || fail "unreachable manager: unclear message: $out"
 [ "$(sw node ls -q | sort)" = "$BEFORE_NODES" ] || fail "a refused join added a node"
+
+# A rotated-out token is refused; the new one works.
+sw join-token --rotate worker >/dev/null || fail "rotate the worker token"
+NEW=$(sw join-token -q worker)
+[ "$NEW" != "$TOKEN" ] || fail "rotation did not change the token"
+if out=$("$SWARMC" -H "$w1_SOCK" join --token "$TOKEN" "127.0.0.1:$m1_PORT" 2>&1); then
+  fail "join with a rotated-out token succeeded"
+fi
+grep -qi "rotated" <<<"$out" || fail "rotated token: message does not say so: $out"
+[ "$(sw node ls -q | sort)" = "$BEFORE_NODES" ] || fail "a join with a rotated-out token added a node"
+"$SWARMC" -H "$w1_SOCK" join --token "$NEW" "127.0.0.1:$m1_PORT" >/dev/null || fail "join with the new token"
 log "ok"
