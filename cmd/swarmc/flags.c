@@ -64,7 +64,7 @@ static void push_arg(struct swc_flags *out, char *a)
 static int bool_value(const struct swc_flag_def *d, const char *v, const char **out,
                       struct swc_err *err)
 {
-    bool b;
+    bool b = false;
     if (v == NULL) {
         *out = "true";
         return 0;

@@ -140,7 +140,7 @@ static int change_begin(struct swc_raft *r, uint64_t id, swc_raft_change_cb cb, 
 int swc_raft_add(struct swc_raft *r, uint64_t id, const char *address, swc_raft_change_cb cb,
                  void *data)
 {
-    struct swc_raft_change *c;
+    struct swc_raft_change *c = NULL;
     int rv;
     if (id == 0 || address == NULL || strlen(address) >= SWC_RAFT_ADDR_MAX) {
         return swc_err_set(&r->err, SWC_EINVAL, "raft: add: invalid id or address");
@@ -190,7 +190,7 @@ static bool seen_recently(struct swc_raft *r, uint64_t id)
 
 int swc_raft_remove(struct swc_raft *r, uint64_t id, swc_raft_change_cb cb, void *data)
 {
-    struct swc_raft_change *c;
+    struct swc_raft_change *c = NULL;
     int rv;
     const struct raft_server *s = conf_get(r, id);
     if (s == NULL) {
