@@ -1018,6 +1018,49 @@ static int issue_cert(struct daemon *d, const char *node_id, int role, const uin
     return rv != 0 ? rv : swc_cert_encode(&cert, out);
 }
 
+/* Issue a certificate for (node_id, role, pk) and answer a join or a
+ * renewal with it (managers also get the raft id, the keys and the tokens).
+ * 0, or an error already answered. */
+static int reply_cert(struct daemon *d, struct swc_rpc_req *req, const char *node_id, int role,
+                      const uint8_t *pk, uint64_t raft_id, const char *what)
+{
+    struct swc_buf cert;
+    swc_buf_init(&cert);
+    if (issue_cert(d, node_id, role, pk, &cert) != 0) {
+        swc_buf_free(&cert);
+        char msg[64];
+        snprintf(msg, sizeof msg, "%s: cannot issue a certificate", what);
+        join_reply_error(req, SWC_EINTERNAL, msg);
+        return SWC_EINTERNAL;
+    }
+    Swarmc__JoinResponse resp = SWARMC__JOIN_RESPONSE__INIT;
+    Swarmc__Error e = SWARMC__ERROR__INIT;
+    char *mgrs[1] = {d->advertise_addr};
+    resp.error = &e;
+    resp.node_id = (char *)node_id;
+    resp.cert.data = cert.data;
+    resp.cert.len = cert.len;
+    resp.ca_public_key.data = d->ca_pk;
+    resp.ca_public_key.len = sizeof d->ca_pk;
+    resp.cluster_id = d->cluster_id;
+    resp.role = role == SWC_ROLE_MANAGER ? SWARMC__NODE_ROLE__NODE_ROLE_MANAGER
+                                         : SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
+    resp.n_manager_addrs = 1;
+    resp.manager_addrs = mgrs;
+    if (role == SWC_ROLE_MANAGER) {
+        resp.raft_id = raft_id;
+        resp.data_key.data = d->data_key;
+        resp.data_key.len = sizeof d->data_key;
+        resp.ca_secret_key.data = d->ca_sk;
+        resp.ca_secret_key.len = sizeof d->ca_sk;
+        resp.worker_token = d->worker_token;
+        resp.manager_token = d->manager_token;
+    }
+    reply_pb(req, &resp.base);
+    swc_buf_free(&cert);
+    return 0;
+}
+
 /* "cluster.Join" on the cluster port: a node without a certificate presents
  * a join token (over the server-authenticated channel) and gets one. */
 static void h_cluster_join(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
@@ -1085,38 +1128,9 @@ static void h_cluster_join(struct swc_rpc_req *req, const uint8_t *p, size_t len
             goto out;
         }
     }
-    struct swc_buf cert;
-    swc_buf_init(&cert);
-    if (issue_cert(d, node_id, role, r->public_key.data, &cert) != 0) {
-        swc_buf_free(&cert);
-        join_reply_error(req, SWC_EINTERNAL, "join: cannot issue a certificate");
+    if (reply_cert(d, req, node_id, role, r->public_key.data, raft_id, "join") != 0) {
         goto out;
     }
-    Swarmc__JoinResponse resp = SWARMC__JOIN_RESPONSE__INIT;
-    Swarmc__Error e = SWARMC__ERROR__INIT;
-    char *mgrs[1] = {d->advertise_addr};
-    resp.error = &e;
-    resp.node_id = node_id;
-    resp.cert.data = cert.data;
-    resp.cert.len = cert.len;
-    resp.ca_public_key.data = d->ca_pk;
-    resp.ca_public_key.len = sizeof d->ca_pk;
-    resp.cluster_id = d->cluster_id;
-    resp.role = role == SWC_ROLE_MANAGER ? SWARMC__NODE_ROLE__NODE_ROLE_MANAGER
-                                         : SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
-    resp.n_manager_addrs = 1;
-    resp.manager_addrs = mgrs;
-    if (role == SWC_ROLE_MANAGER) {
-        resp.raft_id = raft_id;
-        resp.data_key.data = d->data_key;
-        resp.data_key.len = sizeof d->data_key;
-        resp.ca_secret_key.data = d->ca_sk;
-        resp.ca_secret_key.len = sizeof d->ca_sk;
-        resp.worker_token = d->worker_token;
-        resp.manager_token = d->manager_token;
-    }
-    reply_pb(req, &resp.base);
-    swc_buf_free(&cert);
     swc_infof(MOD, "node %s joined as a %s", node_id,
               role == SWC_ROLE_MANAGER ? "manager" : "worker");
 out:
@@ -1342,43 +1356,6 @@ static int64_t cert_life_ns(void)
     return 90LL * 24 * 3600 * SWC_NS_PER_SEC;
 }
 
-static void renew_reply_cert(struct daemon *d, struct swc_rpc_req *req, const char *node_id,
-                             int role, const uint8_t *pk, uint64_t raft_id)
-{
-    struct swc_buf cert;
-    swc_buf_init(&cert);
-    if (issue_cert(d, node_id, role, pk, &cert) != 0) {
-        swc_buf_free(&cert);
-        join_reply_error(req, SWC_EINTERNAL, "renew: cannot issue a certificate");
-        return;
-    }
-    Swarmc__JoinResponse resp = SWARMC__JOIN_RESPONSE__INIT;
-    Swarmc__Error e = SWARMC__ERROR__INIT;
-    char *mgrs[1] = {d->advertise_addr};
-    resp.error = &e;
-    resp.node_id = (char *)node_id;
-    resp.cert.data = cert.data;
-    resp.cert.len = cert.len;
-    resp.ca_public_key.data = d->ca_pk;
-    resp.ca_public_key.len = sizeof d->ca_pk;
-    resp.cluster_id = d->cluster_id;
-    resp.role = role == SWC_ROLE_MANAGER ? SWARMC__NODE_ROLE__NODE_ROLE_MANAGER
-                                         : SWARMC__NODE_ROLE__NODE_ROLE_WORKER;
-    resp.n_manager_addrs = 1;
-    resp.manager_addrs = mgrs;
-    if (role == SWC_ROLE_MANAGER) {
-        resp.raft_id = raft_id;
-        resp.data_key.data = d->data_key;
-        resp.data_key.len = sizeof d->data_key;
-        resp.ca_secret_key.data = d->ca_sk;
-        resp.ca_secret_key.len = sizeof d->ca_sk;
-        resp.worker_token = d->worker_token;
-        resp.manager_token = d->manager_token;
-    }
-    reply_pb(req, &resp.base);
-    swc_buf_free(&cert);
-}
-
 struct demotion {
     struct daemon *d;
     struct swc_rpc_req *req;
@@ -1393,7 +1370,7 @@ static void demoted(void *data, int status, const char *msg)
         join_reply_error(x->req, status, msg != NULL ? msg : swc_strerror(status));
     } else {
         swc_infof(MOD, "node %s demoted: removed from raft", x->node_id);
-        renew_reply_cert(x->d, x->req, x->node_id, SWC_ROLE_WORKER, x->pk, 0);
+        reply_cert(x->d, x->req, x->node_id, SWC_ROLE_WORKER, x->pk, 0, "renew");
     }
     swc_free(x);
 }
@@ -1482,7 +1459,7 @@ static void h_cluster_renew(struct swc_rpc_req *req, const uint8_t *p, size_t le
         }
         goto out;
     }
-    renew_reply_cert(d, req, peer->node_id, role, r->public_key.data, raft_id);
+    reply_cert(d, req, peer->node_id, role, r->public_key.data, raft_id, "renew");
 out:
     swarmc__join_request__free_unpacked(r, &swc_pb_allocator);
 }
