@@ -90,6 +90,20 @@ start_daemon() {
   wait_until 10 "$name control socket" test -S "$dir/ctl.sock"
 }
 
+# restart_daemon NAME [extra daemon args]: start NAME again on its state
+# dir, socket and port (after a kill), updating NAME_PID.
+restart_daemon() {
+  local name=$1; shift
+  local dir=$TMP/$name port
+  eval "port=\${${name}_PORT}"
+  rm -f "$dir/ctl.sock"
+  "$SWARMC" daemon --state-dir "$dir" --socket "$dir/ctl.sock" --listen "127.0.0.1:$port" \
+    --advertise-addr "127.0.0.1:$port" --docker "unix://$DOCKER_SOCK" "$@" >>"$dir/daemon.log" 2>&1 &
+  PIDS+=($!)
+  eval "${name}_PID=$!"
+  wait_until 10 "$name control socket" test -S "$dir/ctl.sock"
+}
+
 sw() { "$SWARMC" -H "$SWARMC_HOST" "$@"; }
 
 cleanup() {
