@@ -352,24 +352,32 @@ out:
     }
 }
 
-static void h_get_service(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+/* Get{Service,Task,Node}Request are all {string ref = 1;} and their
+ * responses {Error error = 1; <object> = 2;}: one lookup serves the three. */
+static void get_object(struct swc_manager *m, struct swc_rpc_req *req, int kind, const uint8_t *p,
+                       size_t len)
 {
-    struct swc_manager *m = data;
     Swarmc__GetServiceRequest *r = swarmc__get_service_request__unpack(&swc_pb_allocator, len, p);
     struct swc_store_obj o;
     if (r == NULL) {
         reply_error(req, SWC_EPROTO, "undecodable request");
         return;
     }
-    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, r->ref, &o)) {
-        Swarmc__GetServiceResponse resp = SWARMC__GET_SERVICE_RESPONSE__INIT;
-        Swarmc__Error e = SWARMC__ERROR__INIT;
-        resp.error = &e;
-        resp.service = (Swarmc__Service *)swc_store_decode(&o, NULL);
-        reply_msg(req, &resp.base, &e);
-        swc_store_free_decoded(&resp.service->base);
+    if (resolve_or_reply(m, req, kind, r->ref, &o)) {
+        ProtobufCMessage *obj = swc_store_decode(&o, NULL);
+        if (obj == NULL) {
+            reply_error(req, SWC_ENOMEM, "out of memory");
+        } else {
+            reply_with_object(req, obj);
+            swc_store_free_decoded(obj);
+        }
     }
     swarmc__get_service_request__free_unpacked(r, &swc_pb_allocator);
+}
+
+static void h_get_service(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
+{
+    get_object(data, req, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, p, len);
 }
 
 /* Replace svc's spec with spec: keep the previous one and a bounded history. */
@@ -748,22 +756,7 @@ done:
 
 static void h_get_task(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
 {
-    struct swc_manager *m = data;
-    Swarmc__GetTaskRequest *r = swarmc__get_task_request__unpack(&swc_pb_allocator, len, p);
-    struct swc_store_obj o;
-    if (r == NULL) {
-        reply_error(req, SWC_EPROTO, "undecodable request");
-        return;
-    }
-    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, r->ref, &o)) {
-        Swarmc__GetTaskResponse resp = SWARMC__GET_TASK_RESPONSE__INIT;
-        Swarmc__Error e = SWARMC__ERROR__INIT;
-        resp.error = &e;
-        resp.task = (Swarmc__Task *)swc_store_decode(&o, NULL);
-        reply_msg(req, &resp.base, &e);
-        swc_store_free_decoded(&resp.task->base);
-    }
-    swarmc__get_task_request__free_unpacked(r, &swc_pb_allocator);
+    get_object(data, req, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, p, len);
 }
 
 /* ---- nodes ---------------------------------------------------------------------- */
@@ -861,22 +854,7 @@ static void h_list_nodes(struct swc_rpc_req *req, const uint8_t *p, size_t len, 
 
 static void h_get_node(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
 {
-    struct swc_manager *m = data;
-    Swarmc__GetNodeRequest *r = swarmc__get_node_request__unpack(&swc_pb_allocator, len, p);
-    struct swc_store_obj o;
-    if (r == NULL) {
-        reply_error(req, SWC_EPROTO, "undecodable request");
-        return;
-    }
-    if (resolve_or_reply(m, req, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, r->ref, &o)) {
-        Swarmc__GetNodeResponse resp = SWARMC__GET_NODE_RESPONSE__INIT;
-        Swarmc__Error e = SWARMC__ERROR__INIT;
-        resp.error = &e;
-        resp.node = (Swarmc__Node *)swc_store_decode(&o, NULL);
-        reply_msg(req, &resp.base, &e);
-        swc_store_free_decoded(&resp.node->base);
-    }
-    swarmc__get_node_request__free_unpacked(r, &swc_pb_allocator);
+    get_object(data, req, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, p, len);
 }
 
 /* A manager may be demoted when it is not the last one, not this leader
