@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "client.h"
 
@@ -51,6 +52,24 @@ int swc_cli_usage_error(const struct swc_cli *cli, const char *msg)
 {
     fprintf(stderr, "%s\nSee 'swarmc%s%s --help'.\n", msg, cli->path[0] ? " " : "", cli->path);
     return SWC_EXIT_USAGE;
+}
+
+int swc_cli_open_client(struct swc_cli *cli, struct swc_client *c)
+{
+    struct swc_err err;
+    swc_err_clear(&err);
+    if (swc_client_open(c, cli->host, &err) != 0) {
+        swc_client_close(c);
+        return swc_cli_fail(&err);
+    }
+    return 0;
+}
+
+void swc_cli_free_msg(void *m)
+{
+    if (m != NULL) {
+        protobuf_c_message_free_unpacked((ProtobufCMessage *)m, &swc_pb_allocator);
+    }
 }
 
 int swc_cli_fail(const struct swc_err *err)

@@ -48,6 +48,15 @@ int swc_cli_usage_error(const struct swc_cli *cli, const char *msg);
 /* Print "Error: <message>" to stderr; returns 1. */
 int swc_cli_fail(const struct swc_err *err);
 
+struct swc_client;
+
+/* Connect to the daemon's control socket (cli->host): 0, or prints why it
+ * failed and returns the exit code (1). */
+int swc_cli_open_client(struct swc_cli *cli, struct swc_client *c);
+
+/* Free a reply unpacked by the client (NULL is fine). */
+void swc_cli_free_msg(void *m);
+
 /* Print the --help text of the current command to stdout; returns 0. */
 int swc_cli_help(const struct swc_cli *cli);
 

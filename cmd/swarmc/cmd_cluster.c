@@ -18,31 +18,13 @@
 #include "output.h"
 #include "spec.h"
 
-static void free_msg(void *m)
-{
-    if (m != NULL) {
-        protobuf_c_message_free_unpacked((ProtobufCMessage *)m, &swc_pb_allocator);
-    }
-}
-
-static int open_client(struct swc_cli *cli, struct swc_client *c)
-{
-    struct swc_err err;
-    swc_err_clear(&err);
-    if (swc_client_open(c, cli->host, &err) != 0) {
-        swc_client_close(c);
-        return swc_cli_fail(&err);
-    }
-    return 0;
-}
-
 /* One call on a fresh connection; prints the error. 0 or an exit code. */
 static int call_once(struct swc_cli *cli, const char *method, const ProtobufCMessage *req,
                      const ProtobufCMessageDescriptor *rd, ProtobufCMessage **res)
 {
     struct swc_client c;
     struct swc_err err;
-    int rc = open_client(cli, &c);
+    int rc = swc_cli_open_client(cli, &c);
     if (rc != 0) {
         return rc;
     }
@@ -169,7 +151,7 @@ int swc_cli_cmd_init(struct swc_cli *cli, int argc, char **argv)
                res->node_id, res->worker_token,
                res->n_manager_addrs > 0 ? res->manager_addrs[0] : "<manager-addr>");
     }
-    free_msg(res);
+    swc_cli_free_msg(res);
     swc_flags_free(&f);
     return rc;
 }
@@ -211,7 +193,7 @@ int swc_cli_cmd_join(struct swc_cli *cli, int argc, char **argv)
         printf("This node joined a cluster as a %s.\n",
                res->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER ? "manager" : "worker");
     }
-    free_msg(res);
+    swc_cli_free_msg(res);
     swc_flags_free(&f);
     return rc;
 }
@@ -254,7 +236,7 @@ int swc_cli_cmd_join_token(struct swc_cli *cli, int argc, char **argv)
                    f.args[0], tok, res->n_manager_addrs > 0 ? res->manager_addrs[0] : "<addr>");
         }
     }
-    free_msg(res);
+    swc_cli_free_msg(res);
     swc_flags_free(&f);
     return rc;
 }
@@ -283,7 +265,7 @@ int swc_cli_cmd_leave(struct swc_cli *cli, int argc, char **argv)
         }
         printf("Node left the cluster.\n");
     }
-    free_msg(res);
+    swc_cli_free_msg(res);
     swc_flags_free(&f);
     return rc;
 }
@@ -308,7 +290,7 @@ int swc_cli_cmd_version(struct swc_cli *cli, int argc, char **argv)
         } else {
             printf("\nServer: %s\n", swc_err_msg(&err));
         }
-        free_msg(res);
+        swc_cli_free_msg(res);
     } else {
         printf("\nServer: not reachable at %s\n", cli->host);
     }
@@ -360,7 +342,7 @@ static int cmd_backup(struct swc_cli *cli, int argc, char **argv)
         printf("Backup written to %s (%llu objects, %llu bytes)\n", res->path[0] ? res->path : path,
                (unsigned long long)res->objects, bytes);
     }
-    free_msg(res);
+    swc_cli_free_msg(res);
     swc_flags_free(&f);
     return rc;
 }
@@ -393,7 +375,7 @@ static int cmd_restore(struct swc_cli *cli, int argc, char **argv)
     if (rc == 0) {
         printf("Restored %llu objects from %s\n", (unsigned long long)res->objects, path);
     }
-    free_msg(res);
+    swc_cli_free_msg(res);
     swc_flags_free(&f);
     return rc;
 }
@@ -415,7 +397,7 @@ static int cmd_inspect(struct swc_cli *cli, int argc, char **argv)
         fputs(s, stdout);
         swc_free(s);
     }
-    free_msg(res);
+    swc_cli_free_msg(res);
     swc_flags_free(&f);
     return rc;
 }
@@ -499,15 +481,15 @@ static int cmd_update(struct swc_cli *cli, int argc, char **argv)
     }
     swc_err_clear(&err);
     rc = cluster_apply(&probe, &f, &err);
-    free_msg(probe.orchestration);
-    free_msg(probe.dispatcher);
-    free_msg(probe.ca_config);
-    free_msg(probe.raft);
+    swc_cli_free_msg(probe.orchestration);
+    swc_cli_free_msg(probe.dispatcher);
+    swc_cli_free_msg(probe.ca_config);
+    swc_cli_free_msg(probe.raft);
     if (rc != 0) {
         swc_flags_free(&f);
         return swc_cli_usage_error(cli, swc_err_msg(&err));
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         Swarmc__GetClusterRequest greq = SWARMC__GET_CLUSTER_REQUEST__INIT;
         Swarmc__GetClusterResponse *g = NULL;
         Swarmc__UpdateClusterRequest req = SWARMC__UPDATE_CLUSTER_REQUEST__INIT;
@@ -532,8 +514,8 @@ static int cmd_update(struct swc_cli *cli, int argc, char **argv)
                 printf("Cluster updated.\n");
             }
         }
-        free_msg(res);
-        free_msg(g);
+        swc_cli_free_msg(res);
+        swc_cli_free_msg(g);
         swc_client_close(&c);
     }
     swc_flags_free(&f);

@@ -12,24 +12,6 @@
 #include "output.h"
 #include "spec.h"
 
-static void free_msg(void *m)
-{
-    if (m != NULL) {
-        protobuf_c_message_free_unpacked((ProtobufCMessage *)m, &swc_pb_allocator);
-    }
-}
-
-static int open_client(struct swc_cli *cli, struct swc_client *c)
-{
-    struct swc_err err;
-    swc_err_clear(&err);
-    if (swc_client_open(c, cli->host, &err) != 0) {
-        swc_client_close(c);
-        return swc_cli_fail(&err);
-    }
-    return 0;
-}
-
 enum { LF_QUIET = 1, LF_NO_TRUNC, LF_FILTER, LF_FORMAT };
 static const struct swc_flag_def ls_flags[] = {
     {"quiet", 'q', false, LF_QUIET, NULL, "Only display IDs"},
@@ -77,7 +59,7 @@ static int cmd_ls(struct swc_cli *cli, int argc, char **argv)
     swc_err_clear(&err);
     if (swc_out_check_filters(SWC_OUT_NODES, o.filters, o.n_filters, &err) != 0) {
         rc = swc_cli_usage_error(cli, swc_err_msg(&err));
-    } else if ((rc = open_client(cli, &c)) == 0) {
+    } else if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         Swarmc__ListNodesRequest req = SWARMC__LIST_NODES_REQUEST__INIT;
         Swarmc__ListNodesResponse *res = NULL;
         if (swc_client_call(&c, "control.ListNodes", &req.base,
@@ -89,7 +71,7 @@ static int cmd_ls(struct swc_cli *cli, int argc, char **argv)
             fputs(s, stdout);
             swc_free(s);
         }
-        free_msg(res);
+        swc_cli_free_msg(res);
         swc_client_close(&c);
     }
     swc_free(o.filters);
@@ -112,7 +94,7 @@ static int resolve_self(struct swc_client *c, const char *ref, char *buf, size_t
     if (rv == 0) {
         snprintf(buf, len, "%s", res->node_id);
     }
-    free_msg(res);
+    swc_cli_free_msg(res);
     return rv;
 }
 
@@ -144,7 +126,7 @@ static int cmd_inspect(struct swc_cli *cli, int argc, char **argv)
         return swc_cli_usage_error(cli, "\"swarmc node inspect\" requires at least 1 argument: "
                                         "the NODE (or self)");
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         Swarmc__GetNodeResponse **res = swc_calloc(f.n_args, sizeof *res);
         ProtobufCMessage **msgs = swc_calloc(f.n_args, sizeof *msgs);
         size_t n = 0;
@@ -163,7 +145,7 @@ static int cmd_inspect(struct swc_cli *cli, int argc, char **argv)
         fputs(s, stdout);
         swc_free(s);
         for (size_t i = 0; i < f.n_args; i++) {
-            free_msg(res[i]);
+            swc_cli_free_msg(res[i]);
         }
         swc_free(res);
         swc_free(msgs);
@@ -192,7 +174,7 @@ static int change_node(struct swc_client *c, const char *ref, const struct swc_f
         swarmc__node_spec__init(g->node->spec);
     }
     if (f != NULL && (rv = swc_spec_node_apply(g->node->spec, f, err)) != 0) {
-        free_msg(g);
+        swc_cli_free_msg(g);
         return rv;
     }
     if (role >= 0) {
@@ -204,8 +186,8 @@ static int change_node(struct swc_client *c, const char *ref, const struct swc_f
     rv = swc_client_call(c, "control.UpdateNode", &req.base,
                          &swarmc__update_node_response__descriptor, 0, (ProtobufCMessage **)&res,
                          err);
-    free_msg(res);
-    free_msg(g);
+    swc_cli_free_msg(res);
+    swc_cli_free_msg(g);
     return rv;
 }
 
@@ -227,12 +209,12 @@ static int cmd_update(struct swc_cli *cli, int argc, char **argv)
     Swarmc__NodeSpec probe = SWARMC__NODE_SPEC__INIT;
     swc_err_clear(&err);
     rc = swc_spec_node_apply(&probe, &f, &err);
-    free_msg(probe.annotations);
+    swc_cli_free_msg(probe.annotations);
     if (rc != 0) {
         swc_flags_free(&f);
         return swc_cli_usage_error(cli, swc_err_msg(&err));
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         if (change_node(&c, f.args[0], &f, -1, &err) != 0) {
             rc = swc_cli_fail(&err);
         } else {
@@ -257,7 +239,7 @@ static int promote_demote(struct swc_cli *cli, int argc, char **argv, int role)
         swc_flags_free(&f);
         return swc_cli_usage_error(cli, "requires at least 1 argument: the NODE");
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         for (size_t i = 0; i < f.n_args; i++) {
             swc_err_clear(&err);
             if (change_node(&c, f.args[i], NULL, role, &err) != 0) {
@@ -298,7 +280,7 @@ static int cmd_rm(struct swc_cli *cli, int argc, char **argv)
         return swc_cli_usage_error(cli, "\"swarmc node rm\" requires at least 1 argument: the "
                                         "NODE");
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         for (size_t i = 0; i < f.n_args; i++) {
             Swarmc__RemoveNodeRequest req = SWARMC__REMOVE_NODE_REQUEST__INIT;
             Swarmc__RemoveNodeResponse *res = NULL;
@@ -312,7 +294,7 @@ static int cmd_rm(struct swc_cli *cli, int argc, char **argv)
             } else {
                 printf("%s\n", f.args[i]);
             }
-            free_msg(res);
+            swc_cli_free_msg(res);
         }
         swc_client_close(&c);
     }

@@ -24,13 +24,6 @@
 
 #define POLL_MS 150
 
-static void free_msg(void *m)
-{
-    if (m != NULL) {
-        protobuf_c_message_free_unpacked((ProtobufCMessage *)m, &swc_pb_allocator);
-    }
-}
-
 /* ---- convergence ------------------------------------------------------------- */
 
 struct converge {
@@ -118,7 +111,7 @@ static int converge(struct swc_client *c, const char *service_id, const char *na
             swc_client_call(c, "control.ListTasks", &treq.base,
                             &swarmc__list_tasks_response__descriptor, 10000,
                             (ProtobufCMessage **)&tres, &err) != 0) {
-            free_msg(gres);
+            swc_cli_free_msg(gres);
             rc = swc_cli_fail(&err);
             break;
         }
@@ -171,8 +164,8 @@ static int converge(struct swc_client *c, const char *service_id, const char *na
         if (paused) {
             snprintf(msg, sizeof msg, "%s", us->message);
         }
-        free_msg(gres);
-        free_msg(tres);
+        swc_cli_free_msg(gres);
+        swc_cli_free_msg(tres);
         if (in.verify == SWC_VERIFY_DONE) {
             break;
         }
@@ -218,17 +211,6 @@ static int converge(struct swc_client *c, const char *service_id, const char *na
 
 /* ---- create --------------------------------------------------------------------- */
 
-static int open_client(struct swc_cli *cli, struct swc_client *c)
-{
-    struct swc_err err;
-    swc_err_clear(&err);
-    if (swc_client_open(c, cli->host, &err) != 0) {
-        swc_client_close(c);
-        return swc_cli_fail(&err);
-    }
-    return 0;
-}
-
 static int cmd_create(struct swc_cli *cli, int argc, char **argv)
 {
     Swarmc__ServiceSpec *spec = NULL;
@@ -244,7 +226,7 @@ static int cmd_create(struct swc_cli *cli, int argc, char **argv)
     if (help) {
         return swc_cli_help(cli);
     }
-    if ((rc = open_client(cli, &c)) != 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) != 0) {
         swc_spec_service_free(spec);
         return rc;
     }
@@ -266,7 +248,7 @@ static int cmd_create(struct swc_cli *cli, int argc, char **argv)
                       since);
     }
 done:
-    free_msg(res);
+    swc_cli_free_msg(res);
     swc_spec_service_free(spec);
     swc_client_close(&c);
     return rc;
@@ -347,7 +329,7 @@ static int cmd_ls(struct swc_cli *cli, int argc, char **argv)
         swc_flags_free(&f);
         return swc_cli_usage_error(cli, "\"swarmc service ls\" accepts no arguments");
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         Swarmc__ListServicesRequest req = SWARMC__LIST_SERVICES_REQUEST__INIT;
         Swarmc__ListServicesResponse *res = NULL;
         swc_err_clear(&err);
@@ -358,7 +340,7 @@ static int cmd_ls(struct swc_cli *cli, int argc, char **argv)
         } else {
             rc = print_out(swc_out_service_ls(res, &o));
         }
-        free_msg(res);
+        swc_cli_free_msg(res);
         swc_client_close(&c);
     }
     swc_free(o.filters);
@@ -382,7 +364,7 @@ static int cmd_ps(struct swc_cli *cli, int argc, char **argv)
         return swc_cli_usage_error(cli, "\"swarmc service ps\" requires at least 1 argument: "
                                         "the SERVICE");
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         Swarmc__ListTasksResponse **res = swc_calloc(f.n_args, sizeof *res);
         Swarmc__ListTasksResponse all = SWARMC__LIST_TASKS_RESPONSE__INIT;
         size_t nt = 0, nn = 0;
@@ -422,7 +404,7 @@ static int cmd_ps(struct swc_cli *cli, int argc, char **argv)
             swc_free(all.node_names);
         }
         for (size_t i = 0; i < f.n_args; i++) {
-            free_msg(res[i]);
+            swc_cli_free_msg(res[i]);
         }
         swc_free(res);
         swc_client_close(&c);
@@ -450,7 +432,7 @@ static int cmd_inspect(struct swc_cli *cli, int argc, char **argv)
         return swc_cli_usage_error(cli, "\"swarmc service inspect\" requires at least 1 "
                                         "argument: the SERVICE");
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         ProtobufCMessage **msgs = swc_calloc(f.n_args, sizeof *msgs);
         Swarmc__GetServiceResponse **res = swc_calloc(f.n_args, sizeof *res);
         size_t n = 0;
@@ -471,7 +453,7 @@ static int cmd_inspect(struct swc_cli *cli, int argc, char **argv)
         }
         print_out(swc_out_inspect((const ProtobufCMessage *const *)msgs, n));
         for (size_t i = 0; i < f.n_args; i++) {
-            free_msg(res[i]);
+            swc_cli_free_msg(res[i]);
         }
         swc_free(res);
         swc_free(msgs);
@@ -495,7 +477,7 @@ static int cmd_rm(struct swc_cli *cli, int argc, char **argv)
         return swc_cli_usage_error(cli, "\"swarmc service rm\" requires at least 1 argument: "
                                         "the SERVICE");
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         for (size_t i = 0; i < f.n_args; i++) {
             Swarmc__RemoveServiceRequest req = SWARMC__REMOVE_SERVICE_REQUEST__INIT;
             Swarmc__RemoveServiceResponse *res = NULL;
@@ -508,7 +490,7 @@ static int cmd_rm(struct swc_cli *cli, int argc, char **argv)
             } else {
                 printf("%s\n", f.args[i]);
             }
-            free_msg(res);
+            swc_cli_free_msg(res);
         }
         swc_client_close(&c);
     }
@@ -559,7 +541,7 @@ static int cmd_scale(struct swc_cli *cli, int argc, char **argv)
             return swc_cli_usage_error(cli, swc_err_msg(&err));
         }
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         for (size_t i = 0; i < f.n_args; i++) {
             size_t nl;
             uint64_t n;
@@ -585,7 +567,7 @@ static int cmd_scale(struct swc_cli *cli, int argc, char **argv)
                     rc = r;
                 }
             }
-            free_msg(res);
+            swc_cli_free_msg(res);
             if (rc == 130) {
                 break;
             }
@@ -623,7 +605,7 @@ static int do_update(struct swc_cli *cli, struct swc_client *c, const char *ref,
             gres->service->spec = swc_spec_service_new();
         }
         if (swc_spec_service_apply(gres->service->spec, f, true, &err) != 0) {
-            free_msg(gres);
+            swc_cli_free_msg(gres);
             return swc_cli_usage_error(cli, swc_err_msg(&err));
         }
         req.spec = gres->service->spec;
@@ -644,8 +626,8 @@ static int do_update(struct swc_cli *cli, struct swc_client *c, const char *ref,
         rc = converge(c, gres->service->id, ref, o, since);
     }
 done:
-    free_msg(res);
-    free_msg(gres);
+    swc_cli_free_msg(res);
+    swc_cli_free_msg(gres);
     return rc;
 }
 
@@ -667,7 +649,7 @@ static int cmd_update(struct swc_cli *cli, int argc, char **argv)
         swc_flags_free(&f);
         return swc_cli_help(cli);
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         rc = do_update(cli, &c, ref, &f, &o);
         swc_client_close(&c);
     }
@@ -701,7 +683,7 @@ static int cmd_rollback(struct swc_cli *cli, int argc, char **argv)
         return swc_cli_usage_error(cli, "\"swarmc service rollback\" requires exactly 1 "
                                         "argument: the SERVICE");
     }
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         rc = do_update(cli, &c, f.args[0], &f, &o);
         swc_client_close(&c);
     }
@@ -751,7 +733,7 @@ static int log_cb(ProtobufCMessage *m, void *data)
         fwrite(lm->data.data, 1, lm->data.len, out);
         fflush(out);
     }
-    free_msg(m);
+    swc_cli_free_msg(m);
     return 0;
 }
 
@@ -780,7 +762,7 @@ static int cmd_logs(struct swc_cli *cli, int argc, char **argv)
     lc.raw = swc_flags_bool(&f, LGF_RAW);
     lc.timestamps = swc_flags_bool(&f, LGF_TIMESTAMPS);
     lc.no_trunc = swc_flags_bool(&f, LGF_NO_TRUNC);
-    if ((rc = open_client(cli, &c)) == 0) {
+    if ((rc = swc_cli_open_client(cli, &c)) == 0) {
         Swarmc__ServiceLogsRequest req = SWARMC__SERVICE_LOGS_REQUEST__INIT;
         req.service_ref = f.args[0];
         req.follow = swc_flags_bool(&f, LGF_FOLLOW);
