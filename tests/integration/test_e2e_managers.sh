@@ -34,7 +34,10 @@ new_leader() { sw node ls 2>/dev/null | grep -q Leader; }
 wait_until 30 "a new leader" new_leader
 survivors() { [ $(( $(total "$M2") + $(total "$M3") )) = 3 ]; }
 wait_until 90 "3 replicas on the surviving managers" survivors
-sw service ls | grep -E " svc " | grep -q " 3/3 " || fail "service ls on the new leader does not say 3/3"
+# Containers can run before their statuses reach the new leader: wait for
+# the service to say so, with a deadline.
+ls33() { sw service ls | grep -E " svc " | grep -q " 3/3 "; }
+wait_until 60 "service ls on the new leader to say 3/3" ls33
 # No task duplicated, none lost: exactly one task desired running per slot.
 slots=$(sw service ps svc --format json | python3 -c '
 import json, sys
