@@ -67,6 +67,21 @@ static void runner_status_cb(struct swc_runner *r, const char *task_id,
     }
 }
 
+/* A complete set comes with each new session. A status the previous leader
+ * acknowledged may never have reached its log (it died first): when the
+ * manager's copy of a task is behind what we observed, report ours again. */
+static void resend_if_newer(struct swc_worker *w, struct entry *e, const Swarmc__Task *assigned)
+{
+    const Swarmc__Task *mine = swc_runner_task(e->r);
+    int theirs = assigned->status != NULL ? (int)assigned->status->state : 0;
+    if (e->removing || mine == NULL || mine->status == NULL || (int)mine->status->state <= theirs) {
+        return;
+    }
+    if (w->cfg.status_cb != NULL && !w->closing) {
+        w->cfg.status_cb(w->cfg.data, e->id, mine->status);
+    }
+}
+
 static void exec_event_cb(void *data, const struct swc_exec_event *ev)
 {
     struct swc_worker *w = data;
@@ -309,6 +324,7 @@ int swc_worker_assign(struct swc_worker *w, const Swarmc__AssignmentsMessage *ms
             }
             if (e != NULL) {
                 e->keep = true;
+                resend_if_newer(w, e, a->task);
             }
         }
         HASH_ITER(hh, w->tasks, e, tmp)

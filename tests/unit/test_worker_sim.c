@@ -308,6 +308,38 @@ static void test_run_and_complete(void **state)
     teardown_fx(&f);
 }
 
+/* A new session's complete set carries the manager's copy of each task: when
+ * it is behind what the worker observed (the old leader acknowledged a status
+ * and died before writing it), the worker reports its status again; when it
+ * is current, nothing is sent. */
+static void test_complete_set_resends_lost_status(void **state)
+{
+    struct fx f;
+    struct swc_sim_config sc = {.run_time_ms = 60000};
+    Swarmc__Task *t[1] = {new_task(0, RUNNING, false)};
+    setup_sim(&f, &sc);
+    assign(&f, SWARMC__ASSIGNMENTS_TYPE__ASSIGNMENTS_COMPLETE, t, 1, NULL);
+    assert_true(wait_all(&f, 1, RUNNING, 3000));
+    int before = f.nstatus;
+
+    t[0] = new_task(0, RUNNING, false);
+    t[0]->status = swc_calloc(1, sizeof(*t[0]->status));
+    swarmc__task_status__init(t[0]->status);
+    t[0]->status->state = SWARMC__TASK_STATE__TASK_STATE_ASSIGNED;
+    f.last_state[0] = 0;
+    assert_int_equal(assign(&f, SWARMC__ASSIGNMENTS_TYPE__ASSIGNMENTS_COMPLETE, t, 1, NULL), 0);
+    assert_int_equal(f.nstatus, before + 1);
+    assert_int_equal(f.last_state[0], RUNNING);
+
+    t[0] = new_task(0, RUNNING, false);
+    t[0]->status = swc_calloc(1, sizeof(*t[0]->status));
+    swarmc__task_status__init(t[0]->status);
+    t[0]->status->state = RUNNING;
+    assert_int_equal(assign(&f, SWARMC__ASSIGNMENTS_TYPE__ASSIGNMENTS_COMPLETE, t, 1, NULL), 0);
+    assert_int_equal(f.nstatus, before + 1);
+    teardown_fx(&f);
+}
+
 static void test_exit_code_fails(void **state)
 {
     struct fx f;
@@ -534,11 +566,16 @@ static void test_alloc_failure_sweep(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_run_and_complete),          cmocka_unit_test(test_exit_code_fails),
-        cmocka_unit_test(test_injected_failures),         cmocka_unit_test(test_gone_and_unhealthy),
-        cmocka_unit_test(test_shutdown_and_remove),       cmocka_unit_test(test_resume_adopts),
-        cmocka_unit_test(test_unknown_container_removed), cmocka_unit_test(test_taskdb_round_trip),
+        cmocka_unit_test(test_run_and_complete),
+        cmocka_unit_test(test_exit_code_fails),
+        cmocka_unit_test(test_injected_failures),
+        cmocka_unit_test(test_gone_and_unhealthy),
+        cmocka_unit_test(test_shutdown_and_remove),
+        cmocka_unit_test(test_resume_adopts),
+        cmocka_unit_test(test_unknown_container_removed),
+        cmocka_unit_test(test_taskdb_round_trip),
         cmocka_unit_test(test_alloc_failure_sweep),
+        cmocka_unit_test(test_complete_set_resends_lost_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
