@@ -36,7 +36,7 @@ TMO=${FLEET_TIMEOUT:-300}
 FTL=${FLEET_TIMELINE:-/tmp/swc-bench-fleet-timeline.dat}
 G="fleet: 3 managers + simulated nodes"
 HZ=$(getconf CLK_TCK)
-BASE=/tmp/swb-fl
+BASE=${FLEET_BASE:-/tmp/swb-fl}
 
 over() { awk -v a="$1" -v b="$(now)" -v m="$2" 'BEGIN { exit !(b - a > m) }'; }
 
@@ -125,7 +125,7 @@ cleanup_fleet() {
   for p in "${FLEET_PIDS[@]:-}" "${MPID[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done
   sleep 1
   for p in "${FLEET_PIDS[@]:-}" "${MPID[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done
-  rm -rf "$BASE"
+  [ "${FLEET_KEEP:-0}" = 1 ] || rm -rf "$BASE"
 }
 trap cleanup_fleet EXIT
 
@@ -144,8 +144,19 @@ for id in $(m 1 node ls -q); do m 1 node update --availability drain "$id" >/dev
 m 1 service create --detach --name raftprobe --replicas 0 "$IMAGE" true >/dev/null
 
 HB_UP=0
+# FLEET_ONLY_BIG=1 skips the heartbeat and failover steps (to measure the
+# 100k run alone, e.g. before/after a change).
+[ "${FLEET_ONLY_BIG:-0}" = 1 ] && { HB_NODES=0; KILLS=0; }
+# leader_terms: how many times any manager became leader so far (raft log line).
+leader_terms() { cat "$BASE"/m*/daemon.log 2>/dev/null | grep -c 'leader for term'; }
+# max_lag_ms: the largest loop turn the managers logged (loop-lag probe), in ms.
+max_lag_ms() {
+  cat "$BASE"/m*/daemon.log 2>/dev/null | sed -n 's/.*loop lag: max \([0-9]*\) ms.*/\1/p' |
+    sort -n | tail -n1
+}
 # --- heartbeats of HB_NODES nodes ---------------------------------------------------------------
-if ! budget_ok $((IDLE + 90)) "$G" "$HB_NODES nodes heartbeating"; then :
+if [ "$HB_NODES" = 0 ]; then :
+elif ! budget_ok $((IDLE + 90)) "$G" "$HB_NODES nodes heartbeating"; then :
 elif start_fleet "$HB_NODES"; then
   HB_UP=$HB_NODES
   blog "fleet: $HB_NODES nodes heartbeating"
@@ -168,7 +179,7 @@ else
 fi
 
 # --- failover -------------------------------------------------------------------------------------
-if budget_ok 60 "$G" "failover kills"; then
+if [ "$KILLS" -gt 0 ] && budget_ok 60 "$G" "failover kills"; then
 blog "fleet: $KILLS leader kills (with $HB_UP simulated nodes connected)"
 v=()
 for k in $(seq "$KILLS"); do
@@ -211,14 +222,20 @@ rss0=$(rss_kib "${MPID[$L]}")
 blog "fleet: $TASKS replicas"
 : >"$FTL"
 echo "swarmc fleet: $TASKS replicas on $NODES simulated nodes, 3 managers (service ls running count)" >"$FTL.title"
+terms0=$(leader_terms)
 m "$L" service create --detach --name big --replicas "$TASKS" "$IMAGE" sleep 3600 >/dev/null
 t=$(FTL_ON=1 wait_running "$L" big "$TASKS")
 rec "$G" "$TASKS replicas on $NODES nodes: create → all RUNNING" s \
   "$([ -n "$t" ] || echo "NOT converged in ${TMO}s: $(tail -n1 "$FTL")")" "${t:--}"
+rec "$G" "$TASKS replicas on $NODES nodes: leader changes during create → all RUNNING" count "" \
+  "$(($(leader_terms) - terms0))"
+rec "$G" "max loop turn of any manager so far (loop-lag probe; only turns over 100 ms are logged)" ms \
+  "0 when the probe logged nothing" "$(max_lag_ms | grep . || echo 0)"
 sleep 2
 rss1=$(rss_kib "${MPID[$L]}")
 rec "$G" "leader RSS with $TASKS tasks" MiB "" "$((rss1 / 1024))"
 rec "$G" "leader RSS growth per task" bytes "(RSS at $TASKS tasks - before) / $TASKS" "$(((rss1 - rss0) * 1024 / TASKS))"
+[ "${FLEET_ONLY_BIG:-0}" = 1 ] && { stop_fleet; exit 0; }
 
 if budget_ok 60 "$G" "service ls with $NSVC services"; then
 seq $((NSVC - 2)) | xargs -P 4 -I{} "$SWARMC" -H "${MSOCK[$L]}" service create --detach --name "e{}" \

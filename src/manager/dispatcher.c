@@ -26,12 +26,23 @@
 #define CHECK_MS        500
 #define REG_WINDOW_NS   (8 * SWC_NS_PER_SEC)
 #define REG_MAX         3
+#define STATUS_BATCH    4000 /* statuses per write: keeps one flush ~10-20 ms */
+#define LAG_MS          50   /* loop-lag probe period */
+#define LAG_INFO_MS     100  /* a turn longer than this is logged */
+#define LAG_WARN_MS     200  /* ... as a warning */
 
+struct session;
+
+/* A task a session was sent: in the session's table (hh) and in the
+ * dispatcher's table of all sent tasks (all), so a removed task finds its
+ * session without a scan over every session. */
 struct sent_task {
     char id[SWC_STORE_ID_MAX + 1];
     int desired;
     uint64_t spec_version;
+    struct session *s;
     UT_hash_handle hh;
+    UT_hash_handle all;
 };
 
 struct session {
@@ -49,6 +60,8 @@ struct session {
     bool ready_pending; /* writing READY failed: check_nodes writes it again */
     int64_t reg_times[REG_MAX];
     UT_hash_handle hh;
+    UT_hash_handle by_sid; /* in swc_dispatcher.by_session */
+    bool in_sid;
 };
 
 struct status_item {
@@ -62,6 +75,8 @@ struct status_item {
 struct swc_dispatcher {
     struct swc_manager *m;
     struct session *sessions;
+    struct session *by_session; /* the same sessions, by session id */
+    struct sent_task *sent_all;
     struct status_item *statuses;
     struct swc_store_watch watch;
     bool watching;
@@ -74,6 +89,9 @@ struct swc_dispatcher {
     int node_inflight;
     bool closing;
     int open_timers;
+    uv_timer_t lag_timer;
+    int64_t lag_last;
+    int64_t lag_max;
 };
 
 /* ---- assignments ------------------------------------------------------------ */
@@ -130,13 +148,19 @@ static void clear_pending(struct session *s)
     s->npending = 0;
 }
 
+static void sent_del(struct session *s, struct sent_task *e)
+{
+    HASH_DEL(s->sent, e);
+    HASH_DELETE(all, s->d->sent_all, e);
+    swc_free(e);
+}
+
 static void clear_sent(struct session *s)
 {
     struct sent_task *e, *tmp;
     HASH_ITER(hh, s->sent, e, tmp)
     {
-        HASH_DEL(s->sent, e);
-        swc_free(e);
+        sent_del(s, e);
     }
 }
 
@@ -166,7 +190,17 @@ static void note_sent(struct session *s, const struct swc_store_obj *o, uint64_t
             return;
         }
         snprintf(e->id, sizeof e->id, "%s", o->id);
+        e->s = s;
         HASH_ADD_STR(s->sent, id, e);
+        struct sent_task *other = NULL;
+        HASH_FIND(all, s->d->sent_all, e->id, strlen(e->id), other);
+        if (other != NULL) {
+            /* moved from another session: that one no longer tracks it */
+            HASH_DEL(other->s->sent, other);
+            HASH_DELETE(all, s->d->sent_all, other);
+            swc_free(other);
+        }
+        HASH_ADD_KEYPTR(all, s->d->sent_all, e->id, strlen(e->id), e);
     }
     e->desired = o->desired_state;
     e->spec_version = spec_version;
@@ -229,17 +263,15 @@ static void task_changed(struct swc_dispatcher *d, const struct swc_store_event 
     struct session *s;
     if (ev->type == SWC_STORE_EV_REMOVE ||
         swc_store_get(st, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, ev->id, &o) != 0) {
-        /* Gone: every session that had it hears a remove. */
-        for (s = d->sessions; s != NULL; s = s->hh.next) {
-            struct sent_task *e = NULL;
-            HASH_FIND_STR(s->sent, ev->id, e);
-            if (e != NULL && s->assign_req != NULL) {
-                HASH_DEL(s->sent, e);
-                swc_free(e);
-                Swarmc__Assignment *a = make_remove(ev->id);
-                if (a != NULL) {
-                    push_pending(s, a);
-                }
+        /* Gone: the session that had it hears a remove. */
+        struct sent_task *e = NULL;
+        HASH_FIND(all, d->sent_all, ev->id, strlen(ev->id), e);
+        if (e != NULL && e->s->assign_req != NULL) {
+            s = e->s;
+            sent_del(s, e);
+            Swarmc__Assignment *a = make_remove(ev->id);
+            if (a != NULL) {
+                push_pending(s, a);
             }
         }
         return;
@@ -394,6 +426,9 @@ static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
 static void session_free(struct swc_dispatcher *d, struct session *s)
 {
     HASH_DEL(d->sessions, s);
+    if (s->in_sid) {
+        HASH_DELETE(by_sid, d->by_session, s);
+    }
     clear_pending(s);
     clear_sent(s);
     swc_free(s->pending);
@@ -544,7 +579,12 @@ static void h_session(struct swc_rpc_req *req, const uint8_t *payload, size_t le
     }
     memmove(&s->reg_times[1], &s->reg_times[0], sizeof s->reg_times[0] * (REG_MAX - 1));
     s->reg_times[0] = now;
+    if (s->in_sid) {
+        HASH_DELETE(by_sid, d->by_session, s);
+    }
     swc_id_new(s->session_id);
+    HASH_ADD(by_sid, d->by_session, session_id[0], strlen(s->session_id), s);
+    s->in_sid = true;
     s->session_req = req;
     s->last_seen = now;
     s->down_written = false;
@@ -578,12 +618,11 @@ static void h_session(struct swc_rpc_req *req, const uint8_t *payload, size_t le
 
 static struct session *find_session(struct swc_dispatcher *d, const char *session_id)
 {
-    for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
-        if (strcmp(s->session_id, session_id) == 0) {
-            return s;
-        }
+    struct session *s = NULL;
+    if (session_id != NULL) {
+        HASH_FIND(by_sid, d->by_session, session_id, strlen(session_id), s);
     }
-    return NULL;
+    return s;
 }
 
 static void h_heartbeat(struct swc_rpc_req *req, const uint8_t *payload, size_t len, void *data)
@@ -679,8 +718,12 @@ static void statuses_written(void *data, int result, const char *msg)
         swc_debugf(MOD, "status batch not written (%s): retrying", msg);
     }
     if (d->statuses != NULL && !d->flush_armed && d->leader) {
+        /* A backlog of a full batch or more goes out at once (a chunk per
+         * commit); a trickle waits for the batching period. */
+        bool backlog = HASH_COUNT(d->statuses) >= STATUS_BATCH;
         d->flush_armed = true;
-        uv_timer_start(&d->flush_timer, flush_statuses, result != 0 ? 5 : STATUS_FLUSH_MS, 0);
+        uv_timer_start(&d->flush_timer, flush_statuses,
+                       result != 0 ? 5 : (backlog ? 0 : STATUS_FLUSH_MS), 0);
     }
 }
 
@@ -698,8 +741,8 @@ static void flush_statuses(uv_timer_t *timer)
     }
     struct status_batch *b = swc_calloc(1, sizeof *b);
     size_t cap = HASH_COUNT(d->statuses);
-    if (cap > 10000) {
-        cap = 10000;
+    if (cap > STATUS_BATCH) {
+        cap = STATUS_BATCH;
     }
     if (b == NULL || (b->items = swc_calloc(cap, sizeof *b->items)) == NULL) {
         swc_free(b);
@@ -868,6 +911,41 @@ static void check_nodes(uv_timer_t *timer)
     }
 }
 
+/* ---- loop-lag probe ----------------------------------------------------------- */
+
+/* A 50 ms repeating timer: how late it fires is how long the loop was busy
+ * with something else. Leadership flaps when that nears the election
+ * timeout, so long turns are logged with the largest seen so far. */
+static void lag_tick(uv_timer_t *timer)
+{
+    struct swc_dispatcher *d = timer->data;
+    int64_t now = swc_now_mono();
+    int64_t lag = d->lag_last != 0 ? now - d->lag_last - LAG_MS * SWC_NS_PER_MS : 0;
+    d->lag_last = now;
+    if (lag <= 0) {
+        return;
+    }
+    if (lag > d->lag_max) {
+        d->lag_max = lag;
+    }
+    if (lag > LAG_INFO_MS * SWC_NS_PER_MS) {
+        long long ms = (long long)(lag / SWC_NS_PER_MS);
+        long long max = (long long)(d->lag_max / SWC_NS_PER_MS);
+        if (lag > LAG_WARN_MS * SWC_NS_PER_MS) {
+            swc_warnf(MOD, "loop lag: max %lld ms (a turn of %lld ms%s)", max, ms,
+                      d->leader ? ", leader" : "");
+        } else {
+            swc_infof(MOD, "loop lag: max %lld ms (a turn of %lld ms%s)", max, ms,
+                      d->leader ? ", leader" : "");
+        }
+    }
+}
+
+int64_t swc_dispatcher_loop_lag_max(const struct swc_dispatcher *d)
+{
+    return d->lag_max;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------ */
 
 int swc_dispatcher_create(struct swc_manager *m, struct swc_dispatcher **out)
@@ -879,7 +957,10 @@ int swc_dispatcher_create(struct swc_manager *m, struct swc_dispatcher **out)
     d->m = m;
     uv_timer_init(m->loop, &d->flush_timer);
     uv_timer_init(m->loop, &d->check_timer);
-    d->flush_timer.data = d->check_timer.data = d;
+    uv_timer_init(m->loop, &d->lag_timer);
+    d->flush_timer.data = d->check_timer.data = d->lag_timer.data = d;
+    uv_timer_start(&d->lag_timer, lag_tick, LAG_MS, LAG_MS);
+    uv_unref((uv_handle_t *)&d->lag_timer); /* never keeps the loop alive */
     d->watch.cb = on_event;
     d->watch.data = d;
     *out = d;
@@ -945,7 +1026,8 @@ void swc_dispatcher_destroy(struct swc_dispatcher *d)
 {
     swc_dispatcher_leader(d, false);
     d->closing = true;
-    d->open_timers = 2;
+    d->open_timers = 3;
+    uv_close((uv_handle_t *)&d->lag_timer, timer_closed);
     uv_close((uv_handle_t *)&d->flush_timer, timer_closed);
     uv_close((uv_handle_t *)&d->check_timer, timer_closed);
 }

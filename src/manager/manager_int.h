@@ -68,10 +68,33 @@ void swc_pipeline_stop(struct swc_pipeline *p);
 /* Something the pipeline must look at changed now (e.g. a node went down). */
 void swc_pipeline_kick(struct swc_pipeline *p);
 
+/* How the pipeline proposes its transactions: swc_manager_write by default;
+ * tests put a fake raft here. Same contract as swc_manager_write. */
+typedef int (*swc_pipeline_write_fn)(void *data, const struct swc_store_txn *t,
+                                     swc_manager_write_cb cb, void *cb_data);
+/* Replace the pipeline's writer (before the loop runs its first pass). */
+void swc_pipeline_set_writer(struct swc_pipeline *p, swc_pipeline_write_fn fn, void *data);
+
+/* Counters of the pipeline since it started (what incremental passes cost). */
+struct swc_pipeline_stats {
+    uint64_t passes;              /* passes run */
+    uint64_t full_passes;         /* passes that looked at every service */
+    uint64_t chunked_passes;      /* passes that left work for the next one */
+    uint64_t services_reconciled; /* services handed to the orchestrators */
+    uint64_t tasks_decoded;       /* whole tasks decoded from the store */
+    uint64_t task_writes;         /* actions proposed */
+    int64_t max_pass_ns;          /* longest pass */
+};
+/* Copy the pipeline's counters into *out. */
+void swc_pipeline_get_stats(const struct swc_pipeline *p, struct swc_pipeline_stats *out);
+
 int swc_dispatcher_create(struct swc_manager *m, struct swc_dispatcher **out);
 void swc_dispatcher_register(struct swc_dispatcher *d, struct swc_rpc_server *srv);
 void swc_dispatcher_leader(struct swc_dispatcher *d, bool leader);
 void swc_dispatcher_destroy(struct swc_dispatcher *d);
+/* The longest event-loop turn seen by the dispatcher's loop-lag probe (a
+ * 50 ms repeating timer measuring its lateness), in ns, since start. */
+int64_t swc_dispatcher_loop_lag_max(const struct swc_dispatcher *d);
 
 void swc_control_register(struct swc_manager *m, struct swc_rpc_server *srv);
 

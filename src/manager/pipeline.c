@@ -1,14 +1,29 @@
 /* The leader's pipeline: orchestrators, update supervisor, allocator,
  * scheduler and reaper, run as one reconciliation pass (DESIGN §6).
  *
- * The pass watches the store; after a commit that changed anything it runs
- * again (debounced by a short timer). Writes go through raft; while any are
- * in flight the pipeline waits, so each pass sees the results of the last
- * one and never decides twice on the same state. Every pass reads the whole
- * store, which also makes the first pass after a leader change a full
- * reconciliation. All decisions are taken by the pure modules
- * (orchestrator.c, update.c, scheduler.c, reaper.c); this file only gathers
- * their inputs from the store and turns their actions into transactions.
+ * The pass is incremental. A store watcher turns events into work: a changed
+ * service, a task whose orchestration-relevant fields changed (desired state,
+ * node, alive or not, RUNNING or not) or a changed node marks services dirty
+ * in a per-service table; a task in NEW or PENDING, or a node or liveness
+ * change, asks for the allocator or the scheduler. A pass reconciles only the
+ * dirty services (the first pass after a leader change, and one after a
+ * snapshot restore, marks every service dirty: the full reconciliation).
+ *
+ * Decoding whole tasks is the expensive part, so the pipeline keeps a compact
+ * cache of what the orchestrators need of each task (struct tcache), keyed by
+ * id and checked against the stored version: reconciling a service whose
+ * tasks did not change decodes nothing. The reaper and the scheduler's
+ * accounting read the store's indexed fields and this cache.
+ *
+ * Work per pass is bounded (task decodes and task writes): what does not fit
+ * stays dirty and the next pass runs once the writes of this one committed
+ * (or after a 0 ms timer when nothing was written), so the loop gets back to
+ * raft heartbeats and worker sessions between chunks. Writes go through raft;
+ * while any are in flight the pipeline waits, so each pass sees the results of
+ * the last one and never decides twice on the same state. All decisions are
+ * taken by the pure modules (orchestrator.c, update.c, scheduler.c,
+ * reaper.c); this file gathers their inputs and turns their actions into
+ * transactions.
  *
  * Tasks on nodes that are DOWN or drained are shown to the orchestrators as
  * ORPHANED, so their slots are refilled elsewhere, and are shut down. */
@@ -29,10 +44,38 @@
 #define MOD             "pipeline"
 #define DEBOUNCE_MS     10
 #define TXN_SPLIT_BYTES (1024 * 1024)
+/* Per pass: at most this many whole-task decodes and task writes (a decode
+ * or an encode costs a few µs: a chunk stays within ~20-40 ms). */
+#define PASS_DECODES 8000
+#define PASS_WRITES  4000
+#define MAX_VERSIONS 8
 
-struct upd_entry {
+/* What the orchestrators, the update supervisor and the scheduler's
+ * accounting need of a task, valid for one stored version. */
+struct tcache {
     char id[SWC_STORE_ID_MAX + 1];
-    struct swc_update_state st;
+    char service_id[SWC_STORE_ID_MAX + 1];
+    char node_id[SWC_STORE_ID_MAX + 1];
+    uint64_t version;
+    uint64_t slot;
+    int desired, state;
+    uint64_t spec_version, job_iteration;
+    int64_t created_at, status_ts, running_at;
+    int64_t cpu, mem; /* reservations */
+    UT_hash_handle hh;
+};
+
+/* Per service: dirty flag, mode, update supervisor state, allocation result. */
+struct svc_state {
+    char id[SWC_STORE_ID_MAX + 1];
+    bool dirty;
+    bool known; /* mode below is valid */
+    int mode;
+    bool has_upd;
+    struct swc_update_state upd;
+    int64_t wake; /* wall time of a delayed restart / update step, 0 = none */
+    char *failed; /* port allocation failure, or NULL */
+    bool realloc; /* endpoint written this pass: reconcile after it commits */
     UT_hash_handle hh;
 };
 
@@ -43,8 +86,27 @@ struct swc_pipeline {
     int inflight;
     bool dirty;
     bool stopping;
-    struct upd_entry *updates;
+    bool full;        /* mark every service dirty at the next pass */
+    bool svc_changed; /* some service changed: recompute port allocation */
+    bool need_alloc;  /* tasks in NEW may exist */
+    bool need_sched;  /* PENDING tasks may be placeable */
+    struct svc_state *svcs;
+    struct tcache *tasks;
+    size_t ndirty;
+    swc_pipeline_write_fn write;
+    void *write_data;
+    struct swc_pipeline_stats stats;
 };
+
+/* Budget of one pass. */
+struct budget {
+    size_t decodes, writes;
+};
+
+static bool budget_left(const struct budget *b)
+{
+    return b->decodes > 0 && b->writes > 0;
+}
 
 /* ---- batched writes -------------------------------------------------------- */
 
@@ -52,6 +114,7 @@ struct writer {
     struct swc_pipeline *p;
     struct swc_store_txn t;
     bool open;
+    struct budget *b;
 };
 
 static void pass(uv_timer_t *timer);
@@ -59,6 +122,24 @@ static void pass(uv_timer_t *timer);
 static void timer_closed(uv_handle_t *h)
 {
     swc_free(h->data);
+}
+
+static void free_state(struct swc_pipeline *p)
+{
+    struct svc_state *s, *stmp;
+    struct tcache *t, *ttmp;
+    HASH_ITER(hh, p->svcs, s, stmp)
+    {
+        HASH_DEL(p->svcs, s);
+        swc_free(s->failed);
+        swc_free(s);
+    }
+    HASH_ITER(hh, p->tasks, t, ttmp)
+    {
+        HASH_DEL(p->tasks, t);
+        swc_free(t);
+    }
+    p->ndirty = 0;
 }
 
 static void write_cb(void *data, int result, const char *msg)
@@ -74,17 +155,26 @@ static void write_cb(void *data, int result, const char *msg)
         }
         return;
     }
-    /* A conflict means the store moved: look again. */
+    if (result == SWC_ECONFLICT) {
+        /* The store moved under a decision: look at everything again. */
+        p->full = true;
+    }
     p->dirty = true;
     if (p->inflight == 0) {
         uv_timer_start(&p->timer, pass, result == SWC_ECONFLICT ? 5 : 0, 0);
     }
 }
 
+static int default_write(void *data, const struct swc_store_txn *t, swc_manager_write_cb cb,
+                         void *cb_data)
+{
+    return swc_manager_write(data, t, cb, cb_data);
+}
+
 static void writer_flush(struct writer *w)
 {
     if (w->open && w->t.msg.n_actions > 0) {
-        int rv = swc_manager_write(w->p->m, &w->t, write_cb, w->p);
+        int rv = w->p->write(w->p->write_data, &w->t, write_cb, w->p);
         if (rv == 0) {
             w->p->inflight++;
         } else {
@@ -108,6 +198,10 @@ static struct swc_store_txn *writer_txn(struct writer *w)
         }
         w->open = true;
     }
+    if (w->b->writes > 0) {
+        w->b->writes--;
+    }
+    w->p->stats.task_writes++;
     return &w->t;
 }
 
@@ -123,70 +217,239 @@ static void put_task(struct writer *w, const Swarmc__Task *t, uint64_t version)
     }
 }
 
-/* ---- gathering ------------------------------------------------------------- */
+/* ---- dirty tracking -------------------------------------------------------------- */
 
-struct task_set {
-    Swarmc__Task **pb;
-    struct swc_orch_task *orch;
-    size_t n, cap;
-};
-
-static void task_set_clear(struct task_set *s)
+static struct svc_state *svc_get(struct swc_pipeline *p, const char *id, bool create)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        swc_store_free_decoded(&s->pb[i]->base);
+    struct svc_state *s = NULL;
+    size_t len = strlen(id);
+    if (len == 0 || len > SWC_STORE_ID_MAX) {
+        return NULL;
     }
-    swc_free(s->pb);
-    swc_free(s->orch);
-    memset(s, 0, sizeof *s);
+    HASH_FIND(hh, p->svcs, id, len, s);
+    if (s == NULL && create) {
+        s = swc_calloc(1, sizeof *s);
+        if (s == NULL) {
+            return NULL;
+        }
+        memcpy(s->id, id, len + 1);
+        HASH_ADD(hh, p->svcs, id[0], len, s);
+    }
+    return s;
 }
 
-static int task_set_push(struct task_set *s, Swarmc__Task *t)
+static void mark_svc(struct swc_pipeline *p, const char *id)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        Swarmc__Task **pb = swc_realloc(s->pb, cap * sizeof *pb);
-        if (pb == NULL) {
-            return SWC_ENOMEM;
-        }
-        s->pb = pb;
-        struct swc_orch_task *o = swc_realloc(s->orch, cap * sizeof *o);
-        if (o == NULL) {
-            return SWC_ENOMEM;
-        }
-        s->orch = o;
-        s->cap = cap;
+    struct svc_state *s = svc_get(p, id, true);
+    if (s == NULL) {
+        p->full = true; /* out of memory: fall back to a full pass */
+    } else if (!s->dirty) {
+        s->dirty = true;
+        p->ndirty++;
     }
-    s->pb[s->n] = t;
-    swc_orch_task_from_pb(t, &s->orch[s->n]);
-    s->n++;
-    return 0;
 }
 
-static Swarmc__Task *find_task(struct task_set *s, const char *id)
+static void unmark_svc(struct swc_pipeline *p, struct svc_state *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        if (strcmp(s->pb[i]->id, id) == 0) {
-            return s->pb[i];
+    if (s->dirty) {
+        s->dirty = false;
+        p->ndirty--;
+    }
+}
+
+static bool is_global(int mode)
+{
+    return mode == SWARMC__SERVICE_SPEC__MODE_GLOBAL ||
+           mode == SWARMC__SERVICE_SPEC__MODE_GLOBAL_JOB;
+}
+
+static bool live(int desired, int state)
+{
+    return desired <= SWARMC__TASK_STATE__TASK_STATE_RUNNING &&
+           state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING;
+}
+
+static struct tcache *tcache_find(struct swc_pipeline *p, const char *id)
+{
+    struct tcache *t = NULL;
+    HASH_FIND_STR(p->tasks, id, t);
+    return t;
+}
+
+/* The cache entry of a stored task, decoding it when missing or stale;
+ * NULL when out of memory. */
+static struct tcache *tcache_get(struct swc_pipeline *p, const struct swc_store_obj *o,
+                                 struct budget *b)
+{
+    struct tcache *t = tcache_find(p, o->id);
+    if (t != NULL && t->version == o->version) {
+        return t;
+    }
+    Swarmc__Task *pb = (Swarmc__Task *)swc_store_decode(o, NULL);
+    if (pb == NULL) {
+        return NULL;
+    }
+    p->stats.tasks_decoded++;
+    if (b->decodes > 0) {
+        b->decodes--;
+    }
+    if (t == NULL) {
+        t = swc_calloc(1, sizeof *t);
+        if (t == NULL) {
+            swc_store_free_decoded(&pb->base);
+            return NULL;
+        }
+        snprintf(t->id, sizeof t->id, "%s", o->id);
+        HASH_ADD_STR(p->tasks, id, t);
+    }
+    struct swc_orch_task ot;
+    swc_orch_task_from_pb(pb, &ot);
+    snprintf(t->service_id, sizeof t->service_id, "%s", o->service_id);
+    snprintf(t->node_id, sizeof t->node_id, "%s", ot.node_id != NULL ? ot.node_id : "");
+    t->version = o->version;
+    t->slot = ot.slot;
+    t->desired = ot.desired_state;
+    t->state = ot.state;
+    t->spec_version = ot.spec_version;
+    t->job_iteration = ot.job_iteration;
+    t->created_at = ot.created_at;
+    t->status_ts = ot.status_ts;
+    t->running_at = ot.running_at;
+    t->cpu = t->mem = 0;
+    if (pb->spec != NULL && pb->spec->resources != NULL &&
+        pb->spec->resources->reservations != NULL) {
+        t->cpu = pb->spec->resources->reservations->nano_cpus;
+        t->mem = pb->spec->resources->reservations->memory_bytes;
+    }
+    swc_store_free_decoded(&pb->base);
+    return t;
+}
+
+static void tcache_to_orch(const struct tcache *t, struct swc_orch_task *ot)
+{
+    memset(ot, 0, sizeof *ot);
+    ot->id = t->id;
+    ot->slot = t->slot;
+    ot->node_id = t->node_id;
+    ot->desired_state = t->desired;
+    ot->state = t->state;
+    ot->spec_version = t->spec_version;
+    ot->job_iteration = t->job_iteration;
+    ot->created_at = t->created_at;
+    ot->status_ts = t->status_ts;
+    ot->running_at = t->running_at;
+}
+
+static void node_changed(struct swc_pipeline *p, const char *node_id)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    /* Its tasks may be lost now (or back), and global services follow nodes. */
+    swc_store_iter_node_tasks(p->m->store, node_id, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        mark_svc(p, o.service_id);
+    }
+    for (struct svc_state *s = p->svcs; s != NULL; s = s->hh.next) {
+        if (!s->known || is_global(s->mode)) {
+            mark_svc(p, s->id);
         }
     }
-    return NULL;
+    p->need_sched = true;
+}
+
+static void task_changed(struct swc_pipeline *p, const struct swc_store_event *ev)
+{
+    struct swc_store_obj o;
+    struct tcache *t = tcache_find(p, ev->id);
+    if (ev->type == SWC_STORE_EV_REMOVE ||
+        swc_store_get(p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, ev->id, &o) != 0) {
+        if (t != NULL) {
+            mark_svc(p, t->service_id);
+            HASH_DEL(p->tasks, t);
+            swc_free(t);
+        }
+        p->need_sched = true;
+        return;
+    }
+    if (o.state == SWARMC__TASK_STATE__TASK_STATE_NEW) {
+        p->need_alloc = true;
+    } else if (o.state == SWARMC__TASK_STATE__TASK_STATE_PENDING) {
+        p->need_sched = true;
+    }
+    /* Only what the orchestrators decide on makes the service dirty; the
+     * steps a worker reports between ASSIGNED and RUNNING do not. */
+    bool relevant = t == NULL || t->desired != o.desired_state ||
+                    strcmp(t->node_id, o.node_id) != 0 ||
+                    live(t->desired, t->state) != live(o.desired_state, o.state) ||
+                    (t->state == SWARMC__TASK_STATE__TASK_STATE_RUNNING) !=
+                        (o.state == SWARMC__TASK_STATE__TASK_STATE_RUNNING) ||
+                    (t->state > SWARMC__TASK_STATE__TASK_STATE_RUNNING && t->state != o.state);
+    if (relevant) {
+        mark_svc(p, o.service_id);
+        if (t != NULL && live(t->desired, t->state) != live(o.desired_state, o.state)) {
+            p->need_sched = true; /* resources freed or taken */
+        }
+    }
+}
+
+static void on_event(void *data, const struct swc_store_event *ev)
+{
+    struct swc_pipeline *p = data;
+    switch (ev->type) {
+    case SWC_STORE_EV_COMMIT:
+        if (p->dirty && p->inflight == 0 && !p->stopping) {
+            uv_timer_start(&p->timer, pass, DEBOUNCE_MS, 0);
+        }
+        return;
+    case SWC_STORE_EV_RESTORE:
+        free_state(p);
+        p->full = true;
+        break;
+    default:
+        switch (ev->kind) {
+        case SWARMC__OBJECT_KIND__OBJECT_KIND_TASK:
+            task_changed(p, ev);
+            break;
+        case SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE:
+            mark_svc(p, ev->id);
+            p->svc_changed = true;
+            p->need_alloc = true;
+            break;
+        case SWARMC__OBJECT_KIND__OBJECT_KIND_NODE:
+            node_changed(p, ev->id);
+            break;
+        case SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER:
+            p->full = true; /* the task history limit may have changed */
+            break;
+        default:
+            return; /* secrets, configs, networks: nothing to reconcile */
+        }
+        break;
+    }
+    p->dirty = true;
 }
 
 /* ---- orchestration ----------------------------------------------------------- */
 
-static void set_desired(struct writer *w, Swarmc__Task *t, int desired)
+/* Raise a stored task's desired state (decoded by id: only tasks acted on are). */
+static void set_desired_id(struct swc_pipeline *p, struct writer *w, const char *id, int desired)
 {
-    if ((int)t->desired_state >= desired) {
+    Swarmc__Task *t = (Swarmc__Task *)swc_store_get_decoded(
+        p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, id, NULL);
+    if (t == NULL) {
         return;
     }
-    uint64_t version = t->meta != NULL ? t->meta->version : 0;
-    t->desired_state = (Swarmc__TaskState)desired;
-    put_task(w, t, version);
+    p->stats.tasks_decoded++;
+    if ((int)t->desired_state < desired) {
+        uint64_t version = t->meta != NULL ? t->meta->version : 0;
+        t->desired_state = (Swarmc__TaskState)desired;
+        put_task(w, t, version);
+    }
+    swc_store_free_decoded(&t->base);
 }
 
-static void create_task(struct writer *w, const Swarmc__Service *svc, uint64_t slot,
-                        const char *node_id, uint64_t job_iteration, int64_t now)
+static void create_task(struct writer *w, const Swarmc__Service *svc, const struct svc_state *ss,
+                        uint64_t slot, const char *node_id, uint64_t job_iteration, int64_t now)
 {
     Swarmc__Task t = SWARMC__TASK__INIT;
     Swarmc__Meta meta = SWARMC__META__INIT;
@@ -212,38 +475,49 @@ static void create_task(struct writer *w, const Swarmc__Service *svc, uint64_t s
     ann.name = name;
     t.annotations = &ann;
     t.desired_state = SWARMC__TASK_STATE__TASK_STATE_RUNNING;
-    st.state = SWARMC__TASK_STATE__TASK_STATE_NEW;
     st.timestamp = now;
-    st.message = "created";
+    if (ss->failed == NULL) {
+        /* The service's allocation (its ports) is done: the task needs
+         * nothing else from the allocator, so it goes straight to PENDING
+         * (one write per task fewer). */
+        st.state = SWARMC__TASK_STATE__TASK_STATE_PENDING;
+        st.message = "pending task scheduling";
+    } else {
+        st.state = SWARMC__TASK_STATE__TASK_STATE_NEW;
+        st.message = "created";
+    }
     t.status = &st;
     t.endpoint = svc->endpoint;
     t.job_iteration = job_iteration;
     put_task(w, &t, 0);
 }
 
-static void apply_actions(struct writer *w, const Swarmc__Service *svc, struct task_set *ts,
-                          const struct swc_orch_actions *acts, int64_t now)
+/* Apply actions while the write budget lasts; false when some were left. */
+static bool apply_actions(struct swc_pipeline *p, struct writer *w, const Swarmc__Service *svc,
+                          const struct svc_state *ss, const struct swc_orch_actions *acts,
+                          int64_t now, bool bounded)
 {
     for (size_t i = 0; i < acts->n; i++) {
         const struct swc_orch_action *a = &acts->items[i];
-        Swarmc__Task *t;
+        if (bounded && w->b->writes == 0) {
+            return false;
+        }
         switch (a->kind) {
         case SWC_ORCH_CREATE:
             /* Replicated slots go wherever the scheduler puts them; only
              * global tasks (slot 0) are bound to their node. */
-            create_task(w, svc, a->slot, a->slot == 0 ? a->node_id : NULL, a->job_iteration, now);
+            create_task(w, svc, ss, a->slot, a->slot == 0 ? a->node_id : NULL, a->job_iteration,
+                        now);
             break;
         case SWC_ORCH_SHUTDOWN:
         case SWC_ORCH_REMOVE:
-            t = find_task(ts, a->task_id);
-            if (t != NULL) {
-                set_desired(w, t,
-                            a->kind == SWC_ORCH_SHUTDOWN ? SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN
-                                                         : SWARMC__TASK_STATE__TASK_STATE_REMOVE);
-            }
+            set_desired_id(p, w, a->task_id,
+                           a->kind == SWC_ORCH_SHUTDOWN ? SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN
+                                                        : SWARMC__TASK_STATE__TASK_STATE_REMOVE);
             break;
         }
     }
+    return true;
 }
 
 static int svc_mode(const Swarmc__Service *svc)
@@ -283,80 +557,135 @@ static void write_update_status(struct writer *w, Swarmc__Service *svc,
     svc->update_status = old;
 }
 
-static void reconcile_service(struct swc_pipeline *p, struct writer *w, Swarmc__Service *svc,
-                              struct swc_orch_node *nodes, size_t n_nodes, struct swc_sched *sched,
-                              int64_t now, int64_t *wake)
+/* One decoded task per older spec version, so the update supervisor can
+ * compare specs without every task being decoded. */
+struct version_specs {
+    uint64_t version[MAX_VERSIONS];
+    Swarmc__Task *task[MAX_VERSIONS];
+    size_t n;
+};
+
+static const Swarmc__TaskSpec *version_spec(struct swc_pipeline *p, struct version_specs *vs,
+                                            uint64_t version, const char *task_id)
+{
+    for (size_t i = 0; i < vs->n; i++) {
+        if (vs->version[i] == version) {
+            return vs->task[i] != NULL ? vs->task[i]->spec : NULL;
+        }
+    }
+    if (vs->n == MAX_VERSIONS) {
+        return NULL; /* counts as out of date */
+    }
+    Swarmc__Task *t = (Swarmc__Task *)swc_store_get_decoded(
+        p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, task_id, NULL);
+    p->stats.tasks_decoded += t != NULL;
+    vs->version[vs->n] = version;
+    vs->task[vs->n++] = t;
+    return t != NULL ? t->spec : NULL;
+}
+
+static void version_specs_clear(struct version_specs *vs)
+{
+    for (size_t i = 0; i < vs->n; i++) {
+        if (vs->task[i] != NULL) {
+            swc_store_free_decoded(&vs->task[i]->base);
+        }
+    }
+    vs->n = 0;
+}
+
+/* Reconcile one service from the task cache. Returns false when the budget
+ * ran out before it was done (the service stays dirty). */
+static bool reconcile_service(struct swc_pipeline *p, struct writer *w, struct svc_state *ss,
+                              Swarmc__Service *svc, struct swc_orch_node *nodes, size_t n_nodes,
+                              struct swc_sched *sched, int64_t now)
 {
     struct swc_store *s = p->m->store;
-    struct task_set ts = {0};
     struct swc_store_iter it;
     struct swc_store_obj o;
     struct swc_orch_service os;
     struct swc_constraint_set cons = {0};
     struct swc_sched_platform *plats = NULL;
     struct swc_orch_actions acts = {0};
+    struct version_specs vs = {0};
     struct swc_err err;
+    bool done = false;
+    int64_t wake = 0;
 
     swc_store_iter_service_tasks(s, svc->id, &it);
-    while (swc_store_iter_next(&it, &o)) {
-        Swarmc__Task *t = (Swarmc__Task *)swc_store_decode(&o, NULL);
-        if (t == NULL || task_set_push(&ts, t) != 0) {
-            if (t != NULL) {
-                swc_store_free_decoded(&t->base);
-            }
+    size_t n = (size_t)it.remaining, k = 0;
+    struct swc_orch_task *ts = swc_calloc(n ? n : 1, sizeof *ts);
+    if (ts == NULL) {
+        return false;
+    }
+    p->stats.services_reconciled++;
+    while (swc_store_iter_next(&it, &o) && k < n) {
+        if (w->b->decodes == 0) {
+            goto out; /* the cache is warmed over several passes */
+        }
+        struct tcache *t = tcache_get(p, &o, w->b);
+        if (t == NULL) {
             goto out;
         }
+        struct swc_orch_task *ot = &ts[k++];
+        tcache_to_orch(t, ot);
         /* A task on a node that is down or drained counts as lost. */
-        struct swc_orch_task *ot = &ts.orch[ts.n - 1];
-        if (t->node_id != NULL && t->node_id[0] != '\0' &&
-            ot->state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING &&
+        if (t->node_id[0] != '\0' && ot->state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING &&
             ot->state >= SWARMC__TASK_STATE__TASK_STATE_ASSIGNED) {
             struct swc_sched_node *sn = swc_sched_node_get(sched, t->node_id);
             if (sn == NULL || !sn->ready ||
                 sn->availability == SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_DRAIN) {
                 ot->state = SWARMC__TASK_STATE__TASK_STATE_ORPHANED;
-                set_desired(w, t, SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN);
+                if (t->desired < SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN) {
+                    set_desired_id(p, w, t->id, SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN);
+                    /* written: the orchestrator must not write it again in
+                     * this transaction (a second update of the same version
+                     * would conflict and roll the whole batch back) */
+                    ot->desired_state = SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN;
+                }
             }
         }
     }
     if (swc_orch_service_from_pb(svc, &os, &cons, &plats, &err) != 0) {
         swc_warnf(MOD, "service %s: %s", svc->id, swc_err_msg(&err));
+        done = true;
         goto out;
     }
     int mode = svc_mode(svc);
     switch (mode) {
     case SWARMC__SERVICE_SPEC__MODE_GLOBAL:
-        swc_orch_global(&os, ts.orch, ts.n, nodes, n_nodes, now, &acts, wake);
+        swc_orch_global(&os, ts, k, nodes, n_nodes, now, &acts, &wake);
         break;
     case SWARMC__SERVICE_SPEC__MODE_REPLICATED_JOB:
-        swc_orch_replicated_job(&os, ts.orch, ts.n, now, &acts, wake);
+        swc_orch_replicated_job(&os, ts, k, now, &acts, &wake);
         break;
     case SWARMC__SERVICE_SPEC__MODE_GLOBAL_JOB:
-        swc_orch_global_job(&os, ts.orch, ts.n, nodes, n_nodes, now, &acts, wake);
+        swc_orch_global_job(&os, ts, k, nodes, n_nodes, now, &acts, &wake);
         break;
     default:
-        swc_orch_replicated(&os, ts.orch, ts.n, now, &acts, wake);
+        swc_orch_replicated(&os, ts, k, now, &acts, &wake);
         break;
     }
-    apply_actions(w, svc, &ts, &acts, now);
+    if (!apply_actions(p, w, svc, ss, &acts, now, true)) {
+        goto out;
+    }
 
     if (mode == SWARMC__SERVICE_SPEC__MODE_REPLICATED ||
         mode == SWARMC__SERVICE_SPEC__MODE_GLOBAL || mode == 0) {
-        struct upd_entry *ue = NULL;
-        HASH_FIND_STR(p->updates, svc->id, ue);
-        if (ue == NULL) {
-            ue = swc_calloc(1, sizeof *ue);
-            if (ue == NULL) {
-                goto out;
-            }
-            snprintf(ue->id, sizeof ue->id, "%s", svc->id);
+        if (!ss->has_upd) {
+            ss->has_upd = true;
+            memset(&ss->upd, 0, sizeof ss->upd);
             if (svc->update_status != NULL) {
-                ue->st.state = (int)svc->update_status->state;
-                ue->st.started_at = svc->update_status->started_at;
-                ue->st.completed_at = svc->update_status->completed_at;
-                ue->st.target_version = svc->spec_version;
+                ss->upd.state = (int)svc->update_status->state;
+                ss->upd.started_at = svc->update_status->started_at;
+                ss->upd.completed_at = svc->update_status->completed_at;
+                ss->upd.target_version = svc->spec_version;
             }
-            HASH_ADD_STR(p->updates, id, ue);
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (ts[i].spec_version != svc->spec_version) {
+                ts[i].spec = version_spec(p, &vs, ts[i].spec_version, ts[i].id);
+            }
         }
         struct swc_update_input in = {0};
         struct swc_update_output uo = {0};
@@ -369,27 +698,31 @@ static void reconcile_service(struct swc_pipeline *p, struct writer *w, Swarmc__
         swc_update_config_from_pb(svc->spec->update, &in.update);
         swc_update_config_from_pb(svc->spec->rollback, &in.rollback_config);
         in.task_template = svc->spec->task;
-        in.tasks = ts.orch;
-        in.n_tasks = ts.n;
+        in.tasks = ts;
+        in.n_tasks = k;
         in.now = now;
-        if (swc_update_step(&ue->st, &in, &uo) == 0) {
-            apply_actions(w, svc, &ts, &uo.actions, now);
+        if (swc_update_step(&ss->upd, &in, &uo) == 0) {
+            /* An update batch is applied whole: the supervisor counts it started. */
+            apply_actions(p, w, svc, ss, &uo.actions, now, false);
             if (uo.status_changed || uo.rollback) {
-                write_update_status(w, svc, &ue->st, uo.rollback);
+                write_update_status(w, svc, &ss->upd, uo.rollback);
             }
-            if (uo.next_wakeup > 0 && (*wake == 0 || uo.next_wakeup < *wake)) {
-                *wake = uo.next_wakeup;
+            if (uo.next_wakeup > 0 && (wake == 0 || uo.next_wakeup < wake)) {
+                wake = uo.next_wakeup;
             }
         }
         swc_update_output_clear(&uo);
     }
+    done = true;
 out:
+    ss->wake = wake;
+    version_specs_clear(&vs);
     swc_orch_actions_clear(&acts);
     swc_constraint_set_clear(&cons);
     swc_free(plats);
-    task_set_clear(&ts);
+    swc_free(ts);
+    return done;
 }
-
 /* ---- allocator: published ports ------------------------------------------------ */
 
 static void allocs_from_endpoint(const Swarmc__Endpoint *ep, struct swc_port_alloc *out, size_t *n,
@@ -509,30 +842,81 @@ int swc_pipeline_check_ports(struct swc_store *s, const char *service_id, const 
     return rv;
 }
 
-/* ---- allocator and scheduler ------------------------------------------------------ */
-
-static const char *failed_reason(Swarmc__Service **svcs, char **failed, size_t n, const char *id)
+/* Run port allocation over every service (only after a service changed):
+ * records each one's failure and marks the ones whose endpoint was written. */
+static void allocate_all_ports(struct swc_pipeline *p, struct writer *w)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (failed[i] != NULL && strcmp(svcs[i]->id, id) == 0) {
-            return failed[i];
+    struct swc_store *s = p->m->store;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    size_t n_svcs = swc_store_count(s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE), j = 0;
+    Swarmc__Service **svcs = swc_calloc(n_svcs ? n_svcs : 1, sizeof *svcs);
+    bool *changed = swc_calloc(n_svcs + 1, sizeof *changed);
+    char **failed = swc_calloc(n_svcs + 1, sizeof *failed);
+    if (svcs == NULL || changed == NULL || failed == NULL) {
+        goto out;
+    }
+    swc_store_iter_kind(s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, &it);
+    while (swc_store_iter_next(&it, &o) && j < n_svcs) {
+        svcs[j] = (Swarmc__Service *)swc_store_decode(&o, NULL);
+        if (svcs[j] != NULL) {
+            j++;
         }
     }
-    return NULL;
+    allocate_ports(p, w, svcs, j, changed, failed);
+    for (size_t i = 0; i < j; i++) {
+        struct svc_state *ss = svc_get(p, svcs[i]->id, true);
+        if (ss == NULL) {
+            continue;
+        }
+        bool was_failed = ss->failed != NULL;
+        swc_free(ss->failed);
+        ss->failed = failed[i];
+        failed[i] = NULL;
+        ss->realloc = changed[i];
+        if (was_failed || ss->failed != NULL) {
+            p->need_alloc = true; /* NEW tasks wait on this result */
+        }
+    }
+out:
+    for (size_t i = 0; svcs != NULL && i < j; i++) {
+        swc_store_free_decoded(&svcs[i]->base);
+        if (failed != NULL) {
+            swc_free(failed[i]);
+        }
+    }
+    swc_free(svcs);
+    swc_free(changed);
+    swc_free(failed);
 }
 
-static void allocate(struct swc_pipeline *p, struct writer *w, int64_t now, Swarmc__Service **svcs,
-                     char **failed, size_t nsvcs)
+/* ---- allocator and scheduler ------------------------------------------------------ */
+
+/* NEW -> PENDING, or the allocation failure written on the task. Returns
+ * false when tasks were left for the next pass. */
+static bool allocate(struct swc_pipeline *p, struct writer *w, int64_t now)
 {
     struct swc_store_iter it;
     struct swc_store_obj o;
     swc_store_iter_state(p->m->store, SWARMC__TASK_STATE__TASK_STATE_NEW, &it);
     while (swc_store_iter_next(&it, &o)) {
+        if (!budget_left(w->b)) {
+            return false;
+        }
+        struct svc_state *ss = svc_get(p, o.service_id, false);
+        const char *why = ss != NULL ? ss->failed : NULL;
+        if (why == NULL && o.desired_state > SWARMC__TASK_STATE__TASK_STATE_RUNNING) {
+            continue;
+        }
+        if (why != NULL && ss->realloc) {
+            continue;
+        }
         Swarmc__Task *t = (Swarmc__Task *)swc_store_decode(&o, NULL);
         if (t == NULL) {
             continue;
         }
-        const char *why = failed_reason(svcs, failed, nsvcs, o.service_id);
+        p->stats.tasks_decoded++;
+        w->b->decodes--;
         if (why != NULL) {
             /* An allocation failure is written on the task, once. */
             char msg[SWC_ERRMSG_SIZE + 32];
@@ -543,8 +927,7 @@ static void allocate(struct swc_pipeline *p, struct writer *w, int64_t now, Swar
                 put_task(w, t, o.version);
                 t->status->err = old;
             }
-        } else if (t->desired_state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING &&
-                   t->status != NULL) {
+        } else if (t->status != NULL) {
             char *old = t->status->message;
             t->status->state = SWARMC__TASK_STATE__TASK_STATE_PENDING;
             t->status->timestamp = now;
@@ -554,58 +937,82 @@ static void allocate(struct swc_pipeline *p, struct writer *w, int64_t now, Swar
         }
         swc_store_free_decoded(&t->base);
     }
+    return true;
 }
 
-static void account_tasks(struct swc_pipeline *p, struct swc_sched *sched, int64_t now)
+/* Reservations and recent failures per node, from the index and the task
+ * cache (a task is decoded only when its cache entry is missing or stale). */
+static void account_tasks(struct swc_pipeline *p, struct swc_sched *sched, int64_t now,
+                          struct budget *b)
 {
     struct swc_store_iter it;
     struct swc_store_obj o;
-    swc_store_iter_kind(p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, &it);
-    while (swc_store_iter_next(&it, &o)) {
-        if (o.node_id == NULL || o.node_id[0] == '\0') {
-            continue;
-        }
-        struct swc_sched_node *n = swc_sched_node_get(sched, o.node_id);
-        if (n == NULL) {
-            continue;
-        }
-        bool live = o.desired_state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING &&
-                    o.state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING;
-        if (live) {
-            Swarmc__Task *t = (Swarmc__Task *)swc_store_decode(&o, NULL);
-            int64_t cpu = 0, mem = 0;
-            if (t != NULL && t->spec != NULL && t->spec->resources != NULL &&
-                t->spec->resources->reservations != NULL) {
-                cpu = t->spec->resources->reservations->nano_cpus;
-                mem = t->spec->resources->reservations->memory_bytes;
+    for (size_t i = 0; i < swc_sched_node_count(sched); i++) {
+        struct swc_sched_node *n = swc_sched_node_at(sched, i);
+        swc_store_iter_node_tasks(p->m->store, n->attrs.id, &it);
+        while (swc_store_iter_next(&it, &o)) {
+            bool alive = live(o.desired_state, o.state);
+            bool failed = o.state == SWARMC__TASK_STATE__TASK_STATE_FAILED ||
+                          o.state == SWARMC__TASK_STATE__TASK_STATE_REJECTED;
+            if (!alive && !failed) {
+                continue;
             }
-            swc_sched_node_account(n, o.service_id, cpu, mem, NULL, 0);
-            if (t != NULL) {
-                swc_store_free_decoded(&t->base);
-            }
-        } else if (o.state == SWARMC__TASK_STATE__TASK_STATE_FAILED ||
-                   o.state == SWARMC__TASK_STATE__TASK_STATE_REJECTED) {
-            Swarmc__Task *t = (Swarmc__Task *)swc_store_decode(&o, NULL);
-            if (t != NULL && t->status != NULL &&
-                now - t->status->timestamp < SWC_SCHED_FAILURE_WINDOW) {
-                swc_sched_node_note_failure(n, o.service_id, t->status->timestamp);
-            }
-            if (t != NULL) {
-                swc_store_free_decoded(&t->base);
+            struct tcache *t = tcache_get(p, &o, b);
+            if (alive) {
+                swc_sched_node_account(n, o.service_id, t != NULL ? t->cpu : 0,
+                                       t != NULL ? t->mem : 0, NULL, 0);
+            } else if (t != NULL && now - t->status_ts < SWC_SCHED_FAILURE_WINDOW) {
+                swc_sched_node_note_failure(n, o.service_id, t->status_ts);
             }
         }
     }
 }
 
-static void schedule(struct swc_pipeline *p, struct writer *w, struct swc_sched *sched, int64_t now)
+struct task_set {
+    Swarmc__Task **pb;
+    size_t n, cap;
+};
+
+static void task_set_clear(struct task_set *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        swc_store_free_decoded(&s->pb[i]->base);
+    }
+    swc_free(s->pb);
+    memset(s, 0, sizeof *s);
+}
+
+static int task_set_push(struct task_set *s, Swarmc__Task *t)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        Swarmc__Task **pb = swc_realloc(s->pb, cap * sizeof *pb);
+        if (pb == NULL) {
+            return SWC_ENOMEM;
+        }
+        s->pb = pb;
+        s->cap = cap;
+    }
+    s->pb[s->n++] = t;
+    return 0;
+}
+
+/* Place PENDING tasks (at most a budget's worth). Returns false when tasks
+ * were left for the next pass. */
+static bool schedule(struct swc_pipeline *p, struct writer *w, struct swc_sched *sched, int64_t now)
 {
     struct swc_store_iter it;
     struct swc_store_obj o;
     struct task_set ts = {0};
+    bool all = true;
     swc_store_iter_state(p->m->store, SWARMC__TASK_STATE__TASK_STATE_PENDING, &it);
     while (swc_store_iter_next(&it, &o)) {
         if (o.desired_state > SWARMC__TASK_STATE__TASK_STATE_RUNNING) {
             continue;
+        }
+        if (ts.n >= w->b->writes || w->b->decodes == 0) {
+            all = false;
+            break;
         }
         Swarmc__Task *t = (Swarmc__Task *)swc_store_decode(&o, NULL);
         if (t == NULL || task_set_push(&ts, t) != 0) {
@@ -614,43 +1021,46 @@ static void schedule(struct swc_pipeline *p, struct writer *w, struct swc_sched 
             }
             break;
         }
+        p->stats.tasks_decoded++;
+        w->b->decodes--;
     }
     if (ts.n == 0) {
         task_set_clear(&ts);
-        return;
+        return all;
     }
     struct swc_sched_task *st = swc_calloc(ts.n, sizeof *st);
     struct swc_constraint_set *cons = swc_calloc(ts.n, sizeof *cons);
     void **arenas = swc_calloc(ts.n, sizeof *arenas);
     struct swc_sched_result *res = swc_calloc(ts.n, sizeof *res);
+    Swarmc__Task **of = swc_calloc(ts.n, sizeof *of);
     size_t n = 0;
-    if (st == NULL || cons == NULL || arenas == NULL || res == NULL) {
+    bool placed = false;
+    if (st == NULL || cons == NULL || arenas == NULL || res == NULL || of == NULL) {
         goto out;
     }
     /* swc_sched_place groups identical tasks (service, spec version) itself. */
     for (size_t i = 0; i < ts.n; i++) {
         struct swc_err err;
-        Swarmc__Task *t = ts.pb[i];
-        if (swc_sched_task_from_pb(t, &st[n], &cons[n], &arenas[n], &err) != 0) {
+        if (swc_sched_task_from_pb(ts.pb[i], &st[n], &cons[n], &arenas[n], &err) != 0) {
             continue;
         }
-        n++;
+        of[n++] = ts.pb[i];
     }
     for (size_t i = 0; i < n; i++) {
         st[i].constraints = &cons[i];
-    }
-    if (swc_log_enabled(SWC_LOG_DEBUG)) {
-        for (size_t i = 0; i < swc_sched_node_count(sched); i++) {
-            struct swc_sched_node *sn = swc_sched_node_at(sched, i);
-            swc_debugf(MOD, "schedule: node %s ready=%d availability=%d tasks=%u", sn->attrs.id,
-                       sn->ready, sn->availability, sn->ntasks);
-        }
     }
     if (swc_sched_place(sched, st, n, now, res) != 0) {
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        Swarmc__Task *t = find_task(&ts, res[i].task_id);
+        /* Results come back in input order, but match by id to be sure. */
+        Swarmc__Task *t = of[i];
+        if (strcmp(t->id, res[i].task_id) != 0) {
+            t = NULL;
+            for (size_t k = 0; k < n && t == NULL; k++) {
+                t = strcmp(of[k]->id, res[i].task_id) == 0 ? of[k] : NULL;
+            }
+        }
         if (t == NULL || t->status == NULL) {
             continue;
         }
@@ -663,6 +1073,7 @@ static void schedule(struct swc_pipeline *p, struct writer *w, struct swc_sched 
             t->status->message = "scheduler assigned task to node";
             t->status->err = "";
             put_task(w, t, version);
+            placed = true;
         } else if (res[i].explain != NULL &&
                    (old_err == NULL || strcmp(old_err, res[i].explain) != 0)) {
             t->status->err = res[i].explain;
@@ -684,13 +1095,22 @@ out:
     swc_free(cons);
     swc_free(arenas);
     swc_free(res);
+    swc_free(of);
     task_set_clear(&ts);
+    /* Tasks left over are worth another pass only if this chunk made
+     * progress; unplaceable ones wait for a node or task change. */
+    return all || !placed;
 }
 
-static void reap(struct swc_pipeline *p, struct writer *w, int64_t limit)
+/* Keep at most limit dead tasks per slot of one service (all of them go when
+ * the service is gone and they are dead). */
+static void reap_service(struct swc_pipeline *p, struct writer *w, const char *service_id,
+                         bool exists, int64_t limit)
 {
-    struct swc_store *s = p->m->store;
-    size_t n = swc_store_count(s, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK), k = 0;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    swc_store_iter_service_tasks(p->m->store, service_id, &it);
+    size_t n = (size_t)it.remaining, k = 0;
     if (n == 0) {
         return;
     }
@@ -698,11 +1118,7 @@ static void reap(struct swc_pipeline *p, struct writer *w, int64_t limit)
     if (rt == NULL) {
         return;
     }
-    struct swc_store_iter it;
-    struct swc_store_obj o;
-    swc_store_iter_kind(s, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, &it);
     while (swc_store_iter_next(&it, &o) && k < n) {
-        struct swc_store_obj so;
         rt[k].id = o.id;
         rt[k].service_id = o.service_id;
         rt[k].slot = o.slot;
@@ -710,8 +1126,7 @@ static void reap(struct swc_pipeline *p, struct writer *w, int64_t limit)
         rt[k].desired_state = o.desired_state;
         rt[k].state = o.state;
         rt[k].status_ts = (int64_t)o.version; /* write order stands in for time */
-        rt[k].service_exists =
-            swc_store_get(s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, o.service_id, &so) == 0;
+        rt[k].service_exists = exists;
         k++;
     }
     size_t *idx = NULL, nidx = 0;
@@ -729,18 +1144,55 @@ static void reap(struct swc_pipeline *p, struct writer *w, int64_t limit)
 
 /* ---- the pass ---------------------------------------------------------------- */
 
+/* Every service in the store (and every service id tasks point to) dirty. */
+static void mark_all(struct swc_pipeline *p)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    swc_store_iter_kind(p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        mark_svc(p, o.id);
+    }
+    swc_store_iter_kind(p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        struct svc_state *ss = svc_get(p, o.service_id, false);
+        if (ss == NULL || !ss->dirty) {
+            mark_svc(p, o.service_id);
+        }
+    }
+    p->svc_changed = p->need_alloc = p->need_sched = true;
+}
+
 static void pass(uv_timer_t *timer)
 {
     struct swc_pipeline *p = timer->data;
     struct swc_store *s = p->m->store;
+    struct budget b = {PASS_DECODES, PASS_WRITES};
     struct writer w;
     memset(&w, 0, sizeof w);
     w.p = p;
-    int64_t now = swc_now_wall(), wake = 0;
+    w.b = &b;
     if (p->stopping || p->inflight > 0 || !p->m->leader) {
         return;
     }
+    int64_t now = swc_now_wall(), wake = 0, t0 = swc_now_mono();
+    bool more = false;
     p->dirty = false;
+    p->stats.passes++;
+    if (p->full) {
+        p->full = false;
+        p->stats.full_passes++;
+        mark_all(p);
+    }
+    for (struct svc_state *ss = p->svcs; ss != NULL; ss = ss->hh.next) {
+        if (ss->wake > 0 && ss->wake <= now) {
+            ss->wake = 0;
+            mark_svc(p, ss->id);
+        }
+    }
+    if (p->ndirty == 0 && !p->need_alloc && !p->need_sched && !p->svc_changed) {
+        goto wakeup;
+    }
 
     struct swc_sched *sched = NULL;
     if (swc_sched_create(&sched) != 0) {
@@ -751,7 +1203,9 @@ static void pass(uv_timer_t *timer)
     Swarmc__Node **npb = swc_calloc(n_nodes ? n_nodes : 1, sizeof *npb);
     struct swc_store_iter it;
     struct swc_store_obj o;
+    Swarmc__Cluster *cluster = NULL;
     if (nodes == NULL || npb == NULL) {
+        more = true;
         goto out;
     }
     swc_store_iter_kind(s, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
@@ -771,75 +1225,107 @@ static void pass(uv_timer_t *timer)
         nodes[k].availability = sn->availability;
         k++;
     }
-    account_tasks(p, sched, now);
-
-    Swarmc__Cluster *cluster = NULL;
     swc_store_iter_kind(s, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &it);
     if (swc_store_iter_next(&it, &o)) {
         cluster = (Swarmc__Cluster *)swc_store_decode(&o, NULL);
     }
+    int64_t limit = swc_reaper_limit(cluster);
 
-    size_t n_svcs = swc_store_count(s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE), j = 0;
-    Swarmc__Service **svcs = swc_calloc(n_svcs ? n_svcs : 1, sizeof *svcs);
-    if (svcs != NULL) {
-        swc_store_iter_kind(s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, &it);
-        while (swc_store_iter_next(&it, &o) && j < n_svcs) {
-            svcs[j] = (Swarmc__Service *)swc_store_decode(&o, NULL);
-            if (svcs[j] != NULL) {
-                j++;
-            }
-        }
+    if (p->svc_changed) {
+        p->svc_changed = false;
+        allocate_all_ports(p, &w);
     }
-    bool *changed = swc_calloc(j + 1, sizeof *changed);
-    char **failed = swc_calloc(j + 1, sizeof *failed);
-    if (svcs != NULL && changed != NULL && failed != NULL) {
-        allocate_ports(p, &w, svcs, j, changed, failed);
-        for (size_t i = 0; i < j; i++) {
-            if (!changed[i]) { /* a changed one is reconciled after its write */
-                reconcile_service(p, &w, svcs[i], nodes, k, sched, now, &wake);
-            }
+    struct svc_state *ss, *tmp;
+    HASH_ITER(hh, p->svcs, ss, tmp)
+    {
+        if (!ss->dirty) {
+            continue;
         }
-        allocate(p, &w, now, svcs, failed, j);
+        if (!budget_left(&b)) {
+            more = true;
+            break;
+        }
+        if (ss->realloc) {
+            continue; /* reconciled once its new endpoint has committed */
+        }
+        unmark_svc(p, ss);
+        Swarmc__Service *svc = (Swarmc__Service *)swc_store_get_decoded(
+            s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, ss->id, NULL);
+        if (svc == NULL) {
+            /* Gone: its dead tasks are reaped; forget it with its last task. */
+            struct swc_store_counts c;
+            reap_service(p, &w, ss->id, false, limit);
+            swc_store_service_counts(s, ss->id, &c);
+            if (c.total == 0) {
+                HASH_DEL(p->svcs, ss);
+                swc_free(ss->failed);
+                swc_free(ss);
+            }
+            continue;
+        }
+        ss->known = true;
+        ss->mode = svc_mode(svc);
+        if (svc->spec == NULL || svc->spec->annotations == NULL) {
+            swc_store_free_decoded(&svc->base);
+            continue;
+        }
+        if (!reconcile_service(p, &w, ss, svc, nodes, k, sched, now)) {
+            mark_svc(p, ss->id);
+            more = true;
+        }
+        reap_service(p, &w, ss->id, true, limit);
+        swc_store_free_decoded(&svc->base);
     }
-    schedule(p, &w, sched, now);
-    reap(p, &w, swc_reaper_limit(cluster));
+    for (ss = p->svcs; ss != NULL; ss = ss->hh.next) {
+        ss->realloc = false;
+    }
+    if (p->need_alloc && budget_left(&b)) {
+        p->need_alloc = !allocate(p, &w, now);
+        more |= p->need_alloc;
+    }
+    if (p->need_sched && budget_left(&b) &&
+        (swc_store_iter_state(s, SWARMC__TASK_STATE__TASK_STATE_PENDING, &it), it.remaining > 0)) {
+        account_tasks(p, sched, now, &b);
+        p->need_sched = !schedule(p, &w, sched, now);
+        more |= p->need_sched;
+    } else if (p->need_sched && !budget_left(&b)) {
+        more = true;
+    } else {
+        p->need_sched = false;
+    }
     writer_flush(&w);
-
-    for (size_t i = 0; svcs != NULL && i < j; i++) {
-        swc_store_free_decoded(&svcs[i]->base);
-        if (failed != NULL) {
-            swc_free(failed[i]);
-        }
-    }
-    swc_free(svcs);
-    swc_free(changed);
-    swc_free(failed);
+out:
     if (cluster != NULL) {
         swc_store_free_decoded(&cluster->base);
     }
-out:
     for (size_t i = 0; npb != NULL && i < k; i++) {
         swc_store_free_decoded(&npb[i]->base);
     }
     swc_free(npb);
     swc_free(nodes);
     swc_sched_destroy(sched);
+wakeup:;
+    int64_t took = swc_now_mono() - t0;
+    if (took > p->stats.max_pass_ns) {
+        p->stats.max_pass_ns = took;
+    }
+    if (more) {
+        p->stats.chunked_passes++;
+        p->dirty = true;
+        if (p->inflight == 0) {
+            uv_timer_start(&p->timer, pass, 0, 0); /* after this turn's I/O */
+        }
+        return;
+    }
+    for (struct svc_state *ss2 = p->svcs; ss2 != NULL; ss2 = ss2->hh.next) {
+        if (ss2->wake > 0 && (wake == 0 || ss2->wake < wake)) {
+            wake = ss2->wake;
+        }
+    }
     if (wake > 0 && p->inflight == 0) {
         int64_t ms = (wake - now) / SWC_NS_PER_MS;
         uv_timer_start(&p->timer, pass, ms < 1 ? 1 : (uint64_t)ms, 0);
     }
-}
-
-static void on_event(void *data, const struct swc_store_event *ev)
-{
-    struct swc_pipeline *p = data;
-    if (ev->type == SWC_STORE_EV_COMMIT) {
-        if (p->dirty && p->inflight == 0 && !p->stopping) {
-            uv_timer_start(&p->timer, pass, DEBOUNCE_MS, 0);
-        }
-        return;
-    }
-    p->dirty = true;
 }
 
 int swc_pipeline_start(struct swc_manager *m, struct swc_pipeline **out)
@@ -849,20 +1335,35 @@ int swc_pipeline_start(struct swc_manager *m, struct swc_pipeline **out)
         return SWC_ENOMEM;
     }
     p->m = m;
+    p->write = default_write;
+    p->write_data = m;
     uv_timer_init(m->loop, &p->timer);
     p->timer.data = p;
     p->watch.cb = on_event;
     p->watch.data = p;
     swc_store_watch(m->store, &p->watch);
     p->dirty = true;
+    p->full = true; /* events are lost across leader changes */
     uv_timer_start(&p->timer, pass, 0, 0);
     *out = p;
     return 0;
 }
 
+void swc_pipeline_set_writer(struct swc_pipeline *p, swc_pipeline_write_fn fn, void *data)
+{
+    p->write = fn;
+    p->write_data = data;
+}
+
+void swc_pipeline_get_stats(const struct swc_pipeline *p, struct swc_pipeline_stats *out)
+{
+    *out = p->stats;
+}
+
 void swc_pipeline_kick(struct swc_pipeline *p)
 {
     p->dirty = true;
+    p->full = true; /* the caller knows something changed, not what */
     if (p->inflight == 0 && !p->stopping) {
         uv_timer_start(&p->timer, pass, 0, 0);
     }
@@ -870,15 +1371,10 @@ void swc_pipeline_kick(struct swc_pipeline *p)
 
 void swc_pipeline_stop(struct swc_pipeline *p)
 {
-    struct upd_entry *e, *tmp;
     p->stopping = true;
     swc_store_unwatch(p->m->store, &p->watch);
     uv_timer_stop(&p->timer);
-    HASH_ITER(hh, p->updates, e, tmp)
-    {
-        HASH_DEL(p->updates, e);
-        swc_free(e);
-    }
+    free_state(p);
     /* p is freed when its timer has closed, once no write is in flight
      * (otherwise the last write's callback closes it). */
     if (p->inflight == 0) {

@@ -1,0 +1,341 @@
+/* Unit tests for the leader's pipeline behind its write seam: a fake raft
+ * applies the pipeline's transactions to a real store on the next loop turn
+ * and reports the result, so the pipeline runs its real passes (orchestrator,
+ * scheduler, reaper) on a real libuv loop without sockets. The tests check
+ * that passes are incremental: after one service changes, only that service
+ * is reconciled and tasks of other services are not decoded again. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "manager/manager_int.h"
+
+#define BIG   200 /* replicas of the service that does not change */
+#define NODES 4
+
+struct pending {
+    struct swc_buf batch;
+    swc_manager_write_cb cb;
+    void *data;
+    struct pending *next;
+};
+
+struct fixture {
+    uv_loop_t loop;
+    struct swc_store *store;
+    struct swc_manager m;
+    struct swc_pipeline *p;
+    uv_timer_t apply_timer;
+    uv_timer_t deadline;
+    struct pending *head, **tail;
+    uint64_t index;
+    int last_code;
+    bool timed_out;
+};
+
+static void result_cb(void *data, uint64_t raft_index, uint64_t proposal_id, const char *proposer,
+                      int code, const char *msg)
+{
+    (void)raft_index, (void)proposal_id, (void)proposer, (void)msg;
+    struct fixture *f = data;
+    f->last_code = code;
+}
+
+/* Apply one encoded transaction as a committed entry. */
+static int apply_batch(struct fixture *f, const struct swc_buf *batch)
+{
+    f->last_code = 0;
+    int rv = swc_store_apply_entry(f->store, ++f->index, batch->data, batch->len, result_cb, f);
+    return rv != 0 ? rv : f->last_code;
+}
+
+/* The fake raft: apply everything queued, then call back (never from inside
+ * the write call, like swc_manager_write). */
+static void apply_queued(uv_timer_t *t)
+{
+    struct fixture *f = t->data;
+    while (f->head != NULL) {
+        struct pending *w = f->head;
+        f->head = w->next;
+        if (f->head == NULL) {
+            f->tail = &f->head;
+        }
+        int rv = apply_batch(f, &w->batch);
+        w->cb(w->data, rv, rv != 0 ? "conflict" : "");
+        swc_buf_free(&w->batch);
+        swc_free(w);
+    }
+}
+
+static int fake_write(void *data, const struct swc_store_txn *t, swc_manager_write_cb cb,
+                      void *cb_data)
+{
+    struct fixture *f = data;
+    struct pending *w = swc_calloc(1, sizeof *w);
+    struct swc_buf txn;
+    assert_non_null(w);
+    swc_buf_init(&txn);
+    swc_buf_init(&w->batch);
+    assert_int_equal(swc_store_txn_encode(t, &txn), 0);
+    assert_int_equal(swc_store_batch_append(&w->batch, txn.data, txn.len), 0);
+    swc_buf_free(&txn);
+    w->cb = cb;
+    w->data = cb_data;
+    *f->tail = w;
+    f->tail = &w->next;
+    uv_timer_start(&f->apply_timer, apply_queued, 0, 0);
+    return 0;
+}
+
+static void write_obj(struct fixture *f, int kind, const ProtobufCMessage *obj, bool create)
+{
+    struct swc_store_txn t;
+    struct swc_buf txn, batch;
+    assert_int_equal(swc_store_txn_init(&t, 1, "test"), 0);
+    if (create) {
+        assert_int_equal(swc_store_txn_create(&t, kind, obj), 0);
+    } else {
+        assert_int_equal(swc_store_txn_update(&t, kind, obj, 0), 0);
+    }
+    swc_buf_init(&txn);
+    swc_buf_init(&batch);
+    assert_int_equal(swc_store_txn_encode(&t, &txn), 0);
+    assert_int_equal(swc_store_batch_append(&batch, txn.data, txn.len), 0);
+    assert_int_equal(apply_batch(f, &batch), 0);
+    swc_buf_free(&txn);
+    swc_buf_free(&batch);
+    swc_store_txn_free(&t);
+}
+
+static void put_node(struct fixture *f, const char *id)
+{
+    Swarmc__Node n = SWARMC__NODE__INIT;
+    Swarmc__NodeSpec spec = SWARMC__NODE_SPEC__INIT;
+    Swarmc__Annotations ann = SWARMC__ANNOTATIONS__INIT;
+    Swarmc__NodeStatus st = SWARMC__NODE_STATUS__INIT;
+    Swarmc__NodeDescription desc = SWARMC__NODE_DESCRIPTION__INIT;
+    Swarmc__Resources res = SWARMC__RESOURCES__INIT;
+    n.id = (char *)id;
+    ann.name = (char *)id;
+    spec.annotations = &ann;
+    spec.availability = SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE;
+    n.spec = &spec;
+    st.state = SWARMC__NODE_STATE__NODE_STATE_READY;
+    n.status = &st;
+    res.nano_cpus = 4000000000LL;
+    res.memory_bytes = 8LL << 30;
+    desc.resources = &res;
+    desc.hostname = (char *)id;
+    n.description = &desc;
+    write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n.base, true);
+}
+
+static void put_service(struct fixture *f, const char *id, uint64_t replicas, bool create)
+{
+    Swarmc__Service s = SWARMC__SERVICE__INIT;
+    Swarmc__ServiceSpec spec = SWARMC__SERVICE_SPEC__INIT;
+    Swarmc__Annotations ann = SWARMC__ANNOTATIONS__INIT;
+    Swarmc__TaskSpec task = SWARMC__TASK_SPEC__INIT;
+    Swarmc__ContainerSpec c = SWARMC__CONTAINER_SPEC__INIT;
+    Swarmc__ReplicatedService rep = SWARMC__REPLICATED_SERVICE__INIT;
+    s.id = (char *)id;
+    ann.name = (char *)id;
+    spec.annotations = &ann;
+    c.image = "busybox";
+    task.container = &c;
+    spec.task = &task;
+    rep.replicas = replicas;
+    spec.mode_case = SWARMC__SERVICE_SPEC__MODE_REPLICATED;
+    spec.replicated = &rep;
+    s.spec = &spec;
+    s.spec_version = 1;
+    write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, &s.base, create);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct fixture *f = t->data;
+    f->timed_out = true;
+    uv_stop(&f->loop);
+}
+
+/* Run the loop until the pipeline and the fake raft are idle (nothing keeps
+ * the loop alive) or 10 s pass. */
+static void settle(struct fixture *f)
+{
+    uv_timer_start(&f->deadline, on_deadline, 10000, 0);
+    uv_unref((uv_handle_t *)&f->deadline);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&f->deadline);
+    assert_false(f->timed_out);
+}
+
+/* Tasks of service with status.state == state. */
+static size_t count_state(struct fixture *f, const char *service, int state)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    size_t n = 0;
+    swc_store_iter_service_tasks(f->store, service, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        n += o.state == state;
+    }
+    return n;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = swc_calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(swc_store_create(&f->store), 0);
+    f->tail = &f->head;
+    uv_timer_init(&f->loop, &f->apply_timer);
+    uv_timer_init(&f->loop, &f->deadline);
+    f->apply_timer.data = f->deadline.data = f;
+    f->m.loop = &f->loop;
+    f->m.store = f->store;
+    f->m.node_id = "manager";
+    f->m.leader = true;
+    char id[16];
+    for (int i = 0; i < NODES; i++) {
+        snprintf(id, sizeof id, "node%d", i);
+        put_node(f, id);
+    }
+    put_service(f, "big", BIG, true);
+    put_service(f, "small", 2, true);
+    assert_int_equal(swc_pipeline_start(&f->m, &f->p), 0);
+    swc_pipeline_set_writer(f->p, fake_write, f);
+    settle(f);
+    *state = f;
+    return 0;
+}
+
+static void closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    swc_pipeline_stop(f->p);
+    uv_close((uv_handle_t *)&f->apply_timer, closed);
+    uv_close((uv_handle_t *)&f->deadline, closed);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    swc_store_destroy(f->store);
+    swc_free(f);
+    return 0;
+}
+
+/* The first pass is a full reconciliation: every replica gets created and
+ * scheduled. */
+static void test_first_pass_converges(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats st;
+    assert_int_equal(count_state(f, "big", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), BIG);
+    assert_int_equal(count_state(f, "small", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), 2);
+    swc_pipeline_get_stats(f->p, &st);
+    assert_true(st.full_passes >= 1);
+}
+
+/* Scaling one service reconciles that service only and decodes none of the
+ * other service's tasks. */
+static void test_one_service_change_touches_only_it(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    swc_pipeline_get_stats(f->p, &a);
+    put_service(f, "small", 4, false);
+    settle(f);
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(count_state(f, "small", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), 4);
+    assert_int_equal(count_state(f, "big", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), BIG);
+    assert_int_equal(b.full_passes, a.full_passes);
+    /* "small" once for the scale-up and once after its new tasks were
+     * assigned; "big" never. */
+    assert_true(b.services_reconciled - a.services_reconciled >= 1);
+    assert_true(b.services_reconciled - a.services_reconciled <= 3);
+    /* The 2 new tasks: decoded to schedule them and to refresh the cache;
+     * a full pass would decode the big service's BIG tasks. */
+    assert_true(b.tasks_decoded - a.tasks_decoded <= 8);
+}
+
+/* A pass with nothing changed does nothing: a kick-free commit of an
+ * unrelated object (a secret) reconciles no service. */
+static void test_unrelated_change_reconciles_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    Swarmc__Secret sec = SWARMC__SECRET__INIT;
+    Swarmc__SecretSpec spec = SWARMC__SECRET_SPEC__INIT;
+    Swarmc__Annotations ann = SWARMC__ANNOTATIONS__INIT;
+    swc_pipeline_get_stats(f->p, &a);
+    sec.id = "secret1";
+    ann.name = "s1";
+    spec.annotations = &ann;
+    sec.spec = &spec;
+    write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_SECRET, &sec.base, true);
+    settle(f);
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(b.services_reconciled, a.services_reconciled);
+    assert_int_equal(b.tasks_decoded, a.tasks_decoded);
+}
+
+static void live_tasks(struct fixture *f, size_t *live, size_t *live_on_down)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    *live = *live_on_down = 0;
+    swc_store_iter_service_tasks(f->store, "big", &it);
+    while (swc_store_iter_next(&it, &o)) {
+        if (o.desired_state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING) {
+            (*live)++;
+            *live_on_down += strcmp(o.node_id, "node0") == 0;
+        }
+    }
+}
+
+/* A node going down makes the services with tasks on it reconcile: their
+ * tasks there are shut down and replaced on the other nodes. */
+static void test_node_down_replaces_its_tasks(void **state)
+{
+    struct fixture *f = *state;
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+        f->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, "node0", NULL);
+    assert_non_null(n);
+    n->status->state = SWARMC__NODE_STATE__NODE_STATE_DOWN;
+    write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n->base, false);
+    swc_store_free_decoded(&n->base);
+    /* Replacements may wait for a restart delay: run the loop until they
+     * exist or the deadline passes. */
+    size_t live_on_down, live;
+    uv_timer_start(&f->deadline, on_deadline, 20000, 0);
+    live_tasks(f, &live, &live_on_down);
+    while (!f->timed_out && (live_on_down != 0 || live != BIG)) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        live_tasks(f, &live, &live_on_down);
+    }
+    uv_timer_stop(&f->deadline);
+    assert_int_equal(live_on_down, 0);
+    assert_int_equal(live, BIG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_first_pass_converges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_service_change_touches_only_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unrelated_change_reconciles_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_down_replaces_its_tasks, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
