@@ -1,7 +1,11 @@
 /* Store benchmark: apply cost, updates/s, get by id, listing a service's
  * tasks, memory per task, snapshot/restore and backup of 100k tasks (with
- * the longest loop stall seen by a 1 ms timer while the backup runs).
- * Prints median, min and max of 5 runs; asserts nothing. */
+ * the longest loop stall seen by a 1 ms timer while the backup runs, and the
+ * busy time of every loop turn during the backup: from the end of one
+ * turn's poll (check handle) to the start of the next one's (prepare
+ * handle), which holds the timers, idle handles (the backup's pinning
+ * slices) and callbacks of that turn; the swc_store_backup call itself counts
+ * as one turn). Prints median, min and max of 5 runs; asserts nothing. */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +14,7 @@
 #include <unistd.h>
 
 #include "../tests/unit/test_store_util.h"
+#include "store/store_int.h" /* bk_slice: pin in one turn, as before, to compare */
 
 #define NTASKS    100000
 #define PER_ENTRY 1000
@@ -96,9 +101,35 @@ static double apply_all(struct swc_store *s, struct swc_buf *e, uint64_t first_i
 
 struct stall {
     uv_timer_t timer;
+    uv_prepare_t prep;
+    uv_check_t check;
     uint64_t last, max;
+    uint64_t after_poll; /* 0 until the first poll */
+    double *turns;       /* busy ms of each loop turn */
+    size_t nturns, capturns;
     int done;
 };
+
+static void add_turn(struct stall *st, uint64_t ns)
+{
+    if (st->nturns < st->capturns) {
+        st->turns[st->nturns++] = (double)ns / 1e6;
+    }
+}
+
+static void prep_cb(uv_prepare_t *h)
+{
+    struct stall *st = h->data;
+    if (st->after_poll != 0) {
+        add_turn(st, uv_hrtime() - st->after_poll);
+    }
+}
+
+static void check_cb(uv_check_t *h)
+{
+    struct stall *st = h->data;
+    st->after_poll = uv_hrtime();
+}
 
 static void tick_cb(uv_timer_t *t)
 {
@@ -123,7 +154,8 @@ int main(void)
 {
     double apply_us[RUNS], upd[RUNS], get_ns[RUNS], list_ms[RUNS], mem[RUNS], snap_ms[RUNS],
         snap2_ms[RUNS], restore_ms[RUNS], bk_ms[RUNS], stall_ms[RUNS], apply1_us[RUNS], heap[RUNS],
-        bkcall_ms[RUNS], bkcall2_ms[RUNS], stall2_ms[RUNS];
+        bkcall_ms[RUNS], bkcall2_ms[RUNS], stall2_ms[RUNS], turn_max[RUNS], turn_med[RUNS],
+        turn_n[RUNS], turn2_max[RUNS], turn2_med[RUNS], turn1_max[RUNS], stall1_ms[RUNS];
     struct swc_buf *creates = encode_entries(0, 0);
     struct swc_buf *updates = encode_entries(1, 1);
     size_t bytes = 0;
@@ -197,7 +229,8 @@ int main(void)
 
         /* backups with a 1 ms timer measuring loop stalls; the second one
          * reuses the store's pin list, as every backup after the first does */
-        for (int pass = 0; pass < 2; pass++) {
+        for (int pass = 0; pass < 3; pass++) {
+            s->bk_slice = pass == 2 ? UINT32_MAX : 0;
             uv_loop_t loop;
             struct stall st = {0};
             char path[64];
@@ -206,6 +239,13 @@ int main(void)
             uv_timer_init(&loop, &st.timer);
             st.timer.data = &st;
             uv_timer_start(&st.timer, tick_cb, 1, 1);
+            uv_prepare_init(&loop, &st.prep);
+            uv_check_init(&loop, &st.check);
+            st.prep.data = st.check.data = &st;
+            uv_prepare_start(&st.prep, prep_cb);
+            uv_check_start(&st.check, check_cb);
+            st.capturns = 1000000;
+            st.turns = malloc(st.capturns * sizeof(*st.turns));
             t0 = now_s();
             st.last = uv_hrtime();
             swc_store_backup(s, &loop, path, backup_done_cb, &st);
@@ -213,10 +253,18 @@ int main(void)
             if (call_ns > st.max) {
                 st.max = call_ns;
             }
+            add_turn(&st, call_ns);
+            st.after_poll = uv_hrtime(); /* the next turn starts now */
             while (!st.done) {
                 uv_run(&loop, UV_RUN_ONCE);
             }
             uv_close((uv_handle_t *)&st.timer, NULL);
+            uv_close((uv_handle_t *)&st.prep, NULL);
+            uv_close((uv_handle_t *)&st.check, NULL);
+            qsort(st.turns, st.nturns, sizeof(*st.turns), cmp_d);
+            double tmax = st.turns[st.nturns - 1], tmed = st.turns[st.nturns / 2];
+            size_t ntn = st.nturns;
+            free(st.turns);
             uv_run(&loop, UV_RUN_DEFAULT);
             uv_loop_close(&loop);
             unlink(path);
@@ -224,9 +272,17 @@ int main(void)
                 bk_ms[run] = (now_s() - t0) * 1e3;
                 bkcall_ms[run] = (double)call_ns / 1e6;
                 stall_ms[run] = (double)st.max / 1e6;
+                turn_max[run] = tmax;
+                turn_med[run] = tmed;
+                turn_n[run] = (double)ntn;
+            } else if (pass == 2) {
+                turn1_max[run] = tmax;
+                stall1_ms[run] = (double)st.max / 1e6;
             } else {
                 bkcall2_ms[run] = (double)call_ns / 1e6;
                 stall2_ms[run] = (double)st.max / 1e6;
+                turn2_max[run] = tmax;
+                turn2_med[run] = tmed;
             }
         }
 
@@ -257,6 +313,10 @@ int main(void)
         }
         swc_store_destroy(s);
     }
+    double ratio[RUNS]; /* per run, before report() sorts the columns */
+    for (int i = 0; i < RUNS; i++) {
+        ratio[i] = turn1_max[i] / turn2_max[i];
+    }
     report("apply: create, 1000 per entry", "us/object", apply_us);
     report("apply: update, 1000 per entry", "updates/s", upd);
     report("apply: build+encode+apply 1 update per entry", "us/entry", apply1_us);
@@ -273,6 +333,14 @@ int main(void)
     report("backup: longest loop stall (1 ms timer)", "ms", stall_ms);
     report("2nd backup: time in swc_store_backup", "ms", bkcall2_ms);
     report("2nd backup: longest loop stall (1 ms timer)", "ms", stall2_ms);
+    report("backup: loop turns while it runs", "turns", turn_n);
+    report("backup: longest loop turn (busy time)", "ms", turn_max);
+    report("backup: median loop turn (busy time)", "ms", turn_med);
+    report("2nd backup: longest loop turn (busy time)", "ms", turn2_max);
+    report("2nd backup: median loop turn (busy time)", "ms", turn2_med);
+    report("one-turn pinning (as before): longest turn", "ms", turn1_max);
+    report("one-turn pinning (as before): stall (timer)", "ms", stall1_ms);
+    report("ratio longest turn: one-turn / sliced (2nd)", "x", ratio);
     if (conflicts != 0) {
         printf("(unexpected conflicts: %d)\n", conflicts);
     }

@@ -243,6 +243,7 @@ int swc_store_rec_new_like(struct swc_store *s, int kind, const struct swc_store
     memset(r, 0, sizeof(*r));
     r->blob = b;
     r->version = version;
+    r->bk_gen = s->bk_gen; /* a running backup skips it */
     r->kind = (uint8_t)kind;
     r->idlen = (uint8_t)f->idlen;
     memcpy(r->id, f->id, f->idlen);
@@ -350,6 +351,9 @@ static void group_del(struct swc_store *s, struct group *g, struct rec *r, int w
 void swc_store_rec_unlink(struct swc_store *s, struct rec *r)
 {
     struct kind_table *kt = &s->kinds[r->kind];
+    if (s->bk_pin != NULL) {
+        swc_store_backup_unlinking(s, r);
+    }
     HASH_DELETE(hh, kt->ids, r);
     kt->count--;
     if (swc_store_kind_named(r->kind)) {
@@ -424,6 +428,7 @@ void swc_store_destroy(struct swc_store *s)
     if (s == NULL) {
         return;
     }
+    swc_store_backup_detach(s); /* while the records it may still pin exist */
     for (int k = 1; k < SWC_STORE_KIND_MAX; k++) {
         struct kind_table *kt = &s->kinds[k];
         if (kt->ids != NULL) {
@@ -446,7 +451,6 @@ void swc_store_destroy(struct swc_store *s)
         }
         swc_store_hash_free_group(tables[i]);
     }
-    swc_store_backup_detach(s);
     swc_free(s->bk_items);
     swc_free(s->log);
     swc_buf_free(&s->results);
@@ -457,6 +461,9 @@ void swc_store_destroy(struct swc_store *s)
 void swc_store_swap(struct swc_store *a, struct swc_store *b)
 {
     struct swc_store t;
+    /* a backup still pinning reads the tables it started on */
+    swc_store_backup_flush(a);
+    swc_store_backup_flush(b);
 #define SWAP(field)                                                                                \
     do {                                                                                           \
         memcpy(&t.field, &a->field, sizeof(t.field));                                              \

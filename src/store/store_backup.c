@@ -1,19 +1,41 @@
 /* SQLite backups of the store (`swarmc cluster backup` / `cluster restore`).
  *
- * A backup must be consistent and must not stall the loop. Blobs are
- * immutable, so on the loop we only pin them (one reference each, with the
- * version and kind, 24 bytes an object, into a list the store keeps between
- * backups so its pages stay faulted in); the thread reads id and name back out
- * of each pinned blob and writes the SQLite file from those bytes in libuv's
- * thread pool while the store keeps changing. The file is
- * built as PATH.tmp, synced and renamed, so PATH is always a whole backup.
+ * A backup must be consistent at one raft index and must not stall the
+ * loop. Blobs are immutable, so we only pin them (one reference each, with
+ * the version and kind, 24 bytes an object, into a list the store keeps
+ * between backups so its pages stay faulted in); a thread of libuv's pool
+ * then reads id and name back out of each pinned blob and writes the SQLite
+ * file while the store keeps changing.
  *
- * File layout, readable with the sqlite3 tool: one table per kind (nodes,
- * services, tasks, clusters, secrets, configs, networks) with columns
- * id TEXT PRIMARY KEY, version INTEGER, name TEXT, data BLOB (the encoded
- * protobuf object), and meta(key TEXT PRIMARY KEY, value) holding "format"
- * (1) and "raft_index". This is the only file of the store that includes
- * sqlite3.h. */
+ * Pinning 100k objects in one go stalled the loop for 25-40 ms, so it is
+ * spread over loop turns: an idle handle pins for at most PIN_SLICE_NS per
+ * turn, walking each kind's table in insertion order with a cursor. The view
+ * stays exactly the one at the start index thanks to a generation number:
+ * starting a backup bumps the store's bk_gen, and a record whose bk_gen is
+ * older is one that existed at the start, unchanged and not pinned yet.
+ *   - The walk pins such records and stamps them with the new generation.
+ *   - Records made after the start (creates, and the new record of every
+ *     update, since an update replaces its record) carry the new generation
+ *     from birth, so the walk skips them.
+ *   - A record leaving the tables (update, remove, or the undo of a
+ *     transaction) passes through swc_store_backup_unlinking first: if it is
+ *     still unpinned, its blob (the object as it was at the start) is pinned
+ *     there, and the cursor steps off it. A record put back by an undo is
+ *     stamped already and stays skipped.
+ * Every record present at the start is thus pinned exactly once, so the pin
+ * list sized at the start never grows and pinning never fails. Replacing the
+ * whole store (snapshot install, restore) or destroying it first finishes
+ * the pinning at once (swc_store_backup_flush): rare, and correct. Once the
+ * file is written, the pins are dropped a slice per turn as well, and only
+ * then does the callback run.
+ *
+ * The file is built as PATH.tmp, synced and renamed, so PATH is always a
+ * whole backup. Layout, readable with the sqlite3 tool: one table per kind
+ * (nodes, services, tasks, clusters, secrets, configs, networks) with
+ * columns id TEXT PRIMARY KEY, version INTEGER, name TEXT, data BLOB (the
+ * encoded protobuf object), and meta(key TEXT PRIMARY KEY, value) holding
+ * "format" (1) and "raft_index". This is the only file of the store that
+ * includes sqlite3.h. */
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -23,6 +45,10 @@
 #include "store/store_int.h"
 
 #define BACKUP_FORMAT 1
+/* Longest pinning slice per loop turn, and how many records between clock
+ * reads. */
+#define PIN_SLICE_NS    1000000
+#define PIN_CLOCK_EVERY 128
 
 static const char *const tables[SWC_STORE_KIND_MAX] = {
     NULL, "nodes", "services", "tasks", "clusters", "secrets", "configs", "networks"};
@@ -35,6 +61,8 @@ struct item {
 
 struct backup_job {
     uv_work_t work;
+    uv_idle_t idle; /* pins a slice per loop turn */
+    uv_loop_t *loop;
     swc_store_backup_cb cb;
     void *data;
     char *path, *tmp;
@@ -43,6 +71,12 @@ struct backup_job {
     struct swc_store *store; /* lender of items; NULL once it is destroyed */
     uint64_t index;
     struct swc_err err;
+    /* pinning: the store being walked, the kind and the next record */
+    struct swc_store *src;
+    int kind;
+    struct rec *cursor;
+    uint32_t gen;
+    bool idle_init;
 };
 
 static void job_free(struct backup_job *j)
@@ -180,18 +214,144 @@ out:
     j->err.code = rv;
 }
 
+static void job_closed_cb(uv_handle_t *h)
+{
+    job_free(h->data);
+}
+
+/* Report and free: the callback fires on the loop, never inside a call. */
+static void job_finish(struct backup_job *j)
+{
+    j->cb(j->data, j->err.code, &j->err);
+    if (j->idle_init) {
+        uv_close((uv_handle_t *)&j->idle, job_closed_cb);
+    } else {
+        job_free(j);
+    }
+}
+
+/* Drop the pins a slice per loop turn too (100k unrefs touch 100k blobs),
+ * then report. */
+static void release_idle_cb(uv_idle_t *h)
+{
+    struct backup_job *j = h->data;
+    uint64_t t0 = uv_hrtime();
+    while (j->nitems > 0) {
+        swc_store_blob_unref(j->items[--j->nitems].blob);
+        if (j->nitems % PIN_CLOCK_EVERY == 0 && uv_hrtime() - t0 >= PIN_SLICE_NS) {
+            return;
+        }
+    }
+    uv_idle_stop(h);
+    job_finish(j);
+}
+
+static void release_soon(struct backup_job *j)
+{
+    uv_idle_start(&j->idle, release_idle_cb);
+}
+
 static void backup_after_cb(uv_work_t *req, int status)
 {
     struct backup_job *j = req->data;
     if (status != 0 && j->err.code == 0) {
         swc_err_set(&j->err, SWC_ECANCELED, "store: backup: canceled");
     }
-    j->cb(j->data, j->err.code, &j->err);
-    job_free(j);
+    release_soon(j);
+}
+
+static void pin(struct backup_job *j, struct rec *r)
+{
+    r->bk_gen = j->gen;
+    if (j->nitems == j->cap) {
+        /* cannot happen: each record of the start is pinned once */
+        if (j->err.code == 0) {
+            swc_err_set(&j->err, SWC_EINTERNAL, "store: backup: pin list overflow");
+        }
+        return;
+    }
+    struct item *it = &j->items[j->nitems++];
+    it->kind = r->kind;
+    it->version = r->version;
+    it->blob = swc_store_blob_ref(r->blob);
+}
+
+/* Pin for at most budget_ns, or max records when not 0 (0 and 0: until
+ * done); true when every kind is done. */
+static bool pin_slice(struct backup_job *j, uint64_t budget_ns, uint32_t max)
+{
+    struct swc_store *s = j->src;
+    uint64_t t0 = budget_ns != 0 ? uv_hrtime() : 0;
+    uint32_t n = 0;
+    while (j->kind < SWC_STORE_KIND_MAX) {
+        struct rec *r = j->cursor;
+        if (r == NULL) {
+            if (++j->kind < SWC_STORE_KIND_MAX) {
+                j->cursor = s->kinds[j->kind].ids->hh.next;
+            }
+            continue;
+        }
+        j->cursor = r->hh.next;
+        if (r->bk_gen != j->gen) {
+            pin(j, r);
+        }
+        n++;
+        if (max != 0
+                ? n >= max
+                : budget_ns != 0 && n % PIN_CLOCK_EVERY == 0 && uv_hrtime() - t0 >= budget_ns) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Pinning is over: hand the list to the thread pool. */
+static void pin_done(struct backup_job *j)
+{
+    j->src->bk_pin = NULL;
+    j->src = NULL;
+    uv_idle_stop(&j->idle);
+    /* once queued, j->err belongs to the thread until backup_after_cb */
+    if (j->err.code == 0) {
+        if (uv_queue_work(j->loop, &j->work, backup_work_cb, backup_after_cb) == 0) {
+            return;
+        }
+        swc_err_set(&j->err, SWC_EIO, "store: backup: cannot queue the work");
+    }
+    release_soon(j);
+}
+
+static void pin_idle_cb(uv_idle_t *h)
+{
+    struct backup_job *j = h->data;
+    if (pin_slice(j, PIN_SLICE_NS, j->src->bk_slice)) {
+        pin_done(j);
+    }
+}
+
+void swc_store_backup_unlinking(struct swc_store *s, struct rec *r)
+{
+    struct backup_job *j = s->bk_pin;
+    if (j->cursor == r) {
+        j->cursor = r->hh.next;
+    }
+    if (r->bk_gen != j->gen) {
+        pin(j, r);
+    }
+}
+
+void swc_store_backup_flush(struct swc_store *s)
+{
+    struct backup_job *j = s->bk_pin;
+    if (j != NULL) {
+        pin_slice(j, 0, 0);
+        pin_done(j);
+    }
 }
 
 void swc_store_backup_detach(struct swc_store *s)
 {
+    swc_store_backup_flush(s);
     struct backup_job *j = s->bk_job;
     if (j != NULL) {
         j->store = NULL;
@@ -203,20 +363,24 @@ int swc_store_backup(struct swc_store *s, uv_loop_t *loop, const char *path, swc
                      void *data)
 {
     struct backup_job *j;
-    size_t total = 0, n = 0;
+    size_t total = 0;
     int rv = SWC_ENOMEM;
 
     if (path == NULL || path[0] == '\0' || cb == NULL) {
         return SWC_EINVAL;
     }
+    /* one walk at a time: the generation marks belong to one backup */
+    swc_store_backup_flush(s);
     j = swc_calloc(1, sizeof(*j));
     if (j == NULL) {
         return SWC_ENOMEM;
     }
     j->cb = cb;
     j->data = data;
+    j->loop = loop;
     j->index = s->index;
     j->work.data = j;
+    j->idle.data = j;
     j->path = swc_strdup(path);
     j->tmp = swc_malloc(strlen(path) + 5);
     if (j->path == NULL || j->tmp == NULL) {
@@ -242,23 +406,20 @@ int swc_store_backup(struct swc_store *s, uv_loop_t *loop, const char *path, swc
         j->items = ni;
         j->cap = cap;
     }
+    /* neither can fail with a valid loop and callback */
+    (void)uv_idle_init(loop, &j->idle);
+    (void)uv_idle_start(&j->idle, pin_idle_cb);
+    j->idle_init = true;
     if (s->bk_job == NULL) {
         s->bk_job = j;
         j->store = s;
     }
-    for (int k = 1; k < SWC_STORE_KIND_MAX; k++) {
-        for (struct rec *r = s->kinds[k].ids->hh.next; r != NULL; r = r->hh.next) {
-            struct item *it = &j->items[n++];
-            it->kind = k;
-            it->version = r->version;
-            it->blob = swc_store_blob_ref(r->blob);
-        }
-    }
-    j->nitems = n;
-    if (uv_queue_work(loop, &j->work, backup_work_cb, backup_after_cb) != 0) {
-        rv = SWC_EIO;
-        goto fail;
-    }
+    /* the view: everything present now, at index s->index */
+    j->gen = ++s->bk_gen;
+    j->src = s;
+    j->kind = 1;
+    j->cursor = s->kinds[1].ids->hh.next;
+    s->bk_pin = j;
     return 0;
 fail:
     job_free(j);

@@ -72,6 +72,10 @@ struct rec {
     uint8_t kind;
     uint8_t idlen;
     uint8_t namelen;
+    /* backup generation: equal to the store's bk_gen when the running
+     * backup must not pin this record (pinned already, or born after the
+     * backup started); see store_backup.c */
+    uint32_t bk_gen;
     char *name; /* inline after the id; "" when none */
     union {
         struct {
@@ -129,7 +133,10 @@ struct swc_store {
     void *bk_items;
     size_t bk_cap;
     void *bk_job; /* the running backup that borrowed bk_items */
-    bool busy;    /* inside apply or restore */
+    void *bk_pin; /* the backup still pinning records, across loop turns */
+    uint32_t bk_gen;
+    uint32_t bk_slice; /* tests: records per pinning slice instead of a time budget */
+    bool busy;         /* inside apply or restore */
 };
 
 /* Index fields of an encoded object, pointing into its bytes. */
@@ -191,8 +198,14 @@ struct rec *swc_store_rec_find_name(const struct swc_store *s, int kind, const c
 void swc_store_gc(struct swc_store *s);
 /* Swap the contents (tables, indexes, index) of a and b; watchers stay. */
 void swc_store_swap(struct swc_store *a, struct swc_store *b);
-/* Detach a running backup from a store being destroyed. */
+/* Detach a running backup from a store being destroyed (it pins whatever it
+ * had not pinned yet first). */
 void swc_store_backup_detach(struct swc_store *s);
+/* Finish pinning at once (before the store's contents are swapped out). */
+void swc_store_backup_flush(struct swc_store *s);
+/* r is about to leave the tables while a backup is pinning: pin its blob if
+ * the backup needs it and move the backup's cursor off it (cannot fail). */
+void swc_store_backup_unlinking(struct swc_store *s, struct rec *r);
 /* Send one event to the watchers. */
 void swc_store_dispatch(struct swc_store *s, const struct swc_store_event *ev);
 
