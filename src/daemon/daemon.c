@@ -1127,6 +1127,8 @@ static void h_cluster_join(struct swc_rpc_req *req, const uint8_t *p, size_t len
             join_reply_error(req, err.code, swc_err_msg(&err));
             goto out;
         }
+        /* bind the raft id to the certificate's node id (raftnet checks it) */
+        swc_manager_record_raft_id(d->manager, node_id, raft_id);
     }
     if (reply_cert(d, req, node_id, role, r->public_key.data, raft_id, "join") != 0) {
         goto out;
@@ -1441,6 +1443,7 @@ static void h_cluster_renew(struct swc_rpc_req *req, const uint8_t *p, size_t le
             join_reply_error(req, err.code, swc_err_msg(&err));
             goto out;
         }
+        swc_manager_record_raft_id(d->manager, peer->node_id, raft_id);
         swc_infof(MOD, "node %s promoted: joining raft as %llu", peer->node_id,
                   (unsigned long long)raft_id);
     } else if (change && role == SWC_ROLE_WORKER && member) {

@@ -204,6 +204,21 @@ static void write_cluster_object(struct swc_manager *m)
     swc_buf_free(&ms);
 }
 
+static int bind_raft_id_of(void *data, const char *node_id, uint64_t *raft_id);
+
+/* The bootstrap manager (raft id 1), a --force-new-cluster survivor and
+ * managers added before raft ids were recorded learn theirs here: the first
+ * time they lead, they write their own binding if it is missing or stale. */
+static void record_own_raft_id(struct swc_manager *m)
+{
+    uint64_t have = 0, mine = swc_raft_id(m->raft);
+    if (m->node_id == NULL || mine == 0 ||
+        (bind_raft_id_of(m, m->node_id, &have) == 0 && have == mine)) {
+        return;
+    }
+    swc_manager_record_raft_id(m, m->node_id, mine);
+}
+
 static void on_leader(struct swc_raft *r, bool leader, void *data)
 {
     struct swc_manager *m = data;
@@ -217,6 +232,7 @@ static void on_leader(struct swc_raft *r, bool leader, void *data)
         if (m->need_cluster_object) {
             write_cluster_object(m);
         }
+        record_own_raft_id(m);
         if (m->pipeline == NULL && swc_pipeline_start(m, &m->pipeline) != 0) {
             swc_errorf(MOD, "cannot start the pipeline");
         }
@@ -232,6 +248,9 @@ static void on_leader(struct swc_raft *r, bool leader, void *data)
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
+
+/* raftnet's binding of raft ids to nodes (defined with the member code) */
+static int bind_node_of(void *data, uint64_t raft_id, char *node_id, size_t size);
 
 static void close_raftnet_cb(void *data)
 {
@@ -318,6 +337,8 @@ int swc_manager_start(struct swc_manager **out, const struct swc_manager_config 
             goto fail;
         }
         rc.transport = swc_raftnet_transport(m->raftnet);
+        struct swc_raftnet_binding b = {bind_raft_id_of, bind_node_of, m};
+        swc_raftnet_set_binding(m->raftnet, &b);
     }
     if ((rv = swc_raft_init(m->loop, &rc, &m->raft, err)) != 0) {
         swc_err_wrap(err, "manager");
@@ -369,6 +390,94 @@ fail:
     swc_free(m->worker_token);
     swc_free(m->manager_token);
     swc_free(m);
+    return rv;
+}
+
+/* --- raft id <-> node binding for raftnet (docs/security.md, raft) -------- */
+
+/* The raft id recorded on node_id's Node object (Node.raft_id; not
+ * manager_status, which control.c fills live for display). */
+static int bind_raft_id_of(void *data, const char *node_id, uint64_t *raft_id)
+{
+    struct swc_manager *m = data;
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+        m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, node_id, NULL);
+    int rv = SWC_ENOENT;
+    if (n != NULL && n->raft_id != 0) {
+        *raft_id = n->raft_id;
+        rv = 0;
+    }
+    if (n != NULL) {
+        swc_store_free_decoded(&n->base);
+    }
+    return rv;
+}
+
+/* The node whose Node object records raft_id (a scan: tunnels are rare). */
+static int bind_node_of(void *data, uint64_t raft_id, char *node_id, size_t size)
+{
+    struct swc_manager *m = data;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    int rv = SWC_ENOENT;
+    swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
+    while (rv != 0 && swc_store_iter_next(&it, &o)) {
+        Swarmc__Node *n = (Swarmc__Node *)swc_store_decode(&o, NULL);
+        if (n != NULL && n->raft_id == raft_id) {
+            snprintf(node_id, size, "%s", o.id);
+            rv = 0;
+        }
+        if (n != NULL) {
+            swc_store_free_decoded(&n->base);
+        }
+    }
+    return rv;
+}
+
+static void raft_id_recorded(void *data, int result, const char *msg)
+{
+    (void)data;
+    if (result != 0) {
+        swc_warnf(MOD, "record a manager's raft id: %s", msg != NULL ? msg : swc_strerror(result));
+    }
+}
+
+int swc_manager_record_raft_id(struct swc_manager *m, const char *node_id, uint64_t raft_id)
+{
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+        m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, node_id, NULL);
+    Swarmc__Node fresh = SWARMC__NODE__INIT;
+    Swarmc__NodeSpec spec = SWARMC__NODE_SPEC__INIT;
+    Swarmc__Annotations ann = SWARMC__ANNOTATIONS__INIT;
+    Swarmc__Meta meta = SWARMC__META__INIT;
+    Swarmc__Node *w = n != NULL ? n : &fresh;
+    struct swc_store_txn t;
+    int rv;
+    if (n == NULL) {
+        /* the node has not registered yet: its first record is this one */
+        fresh.id = (char *)node_id;
+        meta.created_at = swc_now_wall();
+        fresh.meta = &meta;
+        spec.annotations = &ann;
+        spec.availability = SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE;
+        spec.desired_role = SWARMC__NODE_ROLE__NODE_ROLE_MANAGER;
+        fresh.spec = &spec;
+        fresh.role = SWARMC__NODE_ROLE__NODE_ROLE_MANAGER;
+    }
+    w->raft_id = raft_id;
+    if ((rv = swc_store_txn_init(&t, ++m->proposal_seq, m->node_id)) == 0) {
+        /* with the version read: a concurrent status write is never lost */
+        rv = n == NULL ? swc_store_txn_create(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &w->base)
+                       : swc_store_txn_update(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &w->base,
+                                              n->meta != NULL ? n->meta->version : 0);
+        if (rv == 0) {
+            rv = swc_manager_write(m, &t, raft_id_recorded, NULL);
+        }
+        swc_store_txn_free(&t);
+    }
+    if (n != NULL) {
+        swc_store_free_decoded(&n->base);
+    }
     return rv;
 }
 

@@ -56,6 +56,11 @@ int swc_manager_start(struct swc_manager **out, const struct swc_manager_config 
 /* True while this manager leads and its loops run. */
 bool swc_manager_is_leader(const struct swc_manager *m);
 
+/* Record on node_id's Node object (created if the node has not registered
+ * yet) that it is raft member raft_id, which raftnet checks raft tunnels
+ * against (leader only; the write is asynchronous). 0 or a SWC_E* code. */
+int swc_manager_record_raft_id(struct swc_manager *m, const char *node_id, uint64_t raft_id);
+
 /* Add a manager to raft (leader only): raft_addr is its raft listener.
  * 0 (the change completes in the background), SWC_ENOTLEADER or another
  * SWC_E* with err set. */

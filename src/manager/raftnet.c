@@ -9,7 +9,13 @@
  * The socketpair: our end is attached to the tunnel (which then owns and
  * frees it), raft's end is a uv_pipe_t from swc_malloc that the adapter
  * owns once it is handed over. When either side closes its end, the other
- * reads EOF and the tunnel goes down, which closes the TCP connection. */
+ * reads EOF and the tunnel goes down, which closes the TCP connection.
+ *
+ * Binding a raft id to a certificate: the HELLO's raft id is only a claim,
+ * so without a check any manager certificate could speak as any raft member
+ * (vote as it, answer for it). check_binding asks the cluster's record both
+ * ways (node -> raft id, raft id -> node) and refuses a contradiction; see
+ * raftnet.h for why an absent record passes. */
 #include "manager/raftnet.h"
 
 #include <sodium.h>
@@ -44,6 +50,8 @@ struct swc_raftnet {
     struct swc_raft *r;
     struct swc_raft_transport tp;
     struct conn *conns;
+    struct swc_raftnet_binding bind;
+    bool has_bind;
     bool closing, listener_open;
     void (*close_cb)(void *);
     void *close_data;
@@ -170,6 +178,38 @@ static int make_pair(struct conn *c, uv_stream_t **theirs)
     return 0;
 }
 
+/* 0 when node_id may speak as raft_id, else SWC_EAUTH with why filled. */
+static int check_binding(const struct swc_raftnet *rn, const char *node_id, uint64_t raft_id,
+                         char *why, size_t size)
+{
+    uint64_t bound = 0;
+    char owner[SWC_CERT_ID_MAX + 1];
+    if (!rn->has_bind) {
+        return 0;
+    }
+    if (rn->bind.raft_id_of(rn->bind.data, node_id, &bound) == 0 && bound != 0 &&
+        bound != raft_id) {
+        snprintf(why, size, "node %s claims raft id %llu but is raft member %llu", node_id,
+                 (unsigned long long)raft_id, (unsigned long long)bound);
+        return SWC_EAUTH;
+    }
+    if (rn->bind.node_of(rn->bind.data, raft_id, owner, sizeof owner) == 0 &&
+        strcmp(owner, node_id) != 0) {
+        snprintf(why, size, "node %s claims raft id %llu, which belongs to node %s", node_id,
+                 (unsigned long long)raft_id, owner);
+        return SWC_EAUTH;
+    }
+    return 0;
+}
+
+void swc_raftnet_set_binding(struct swc_raftnet *rn, const struct swc_raftnet_binding *b)
+{
+    rn->has_bind = b != NULL && b->raft_id_of != NULL && b->node_of != NULL;
+    if (rn->has_bind) {
+        rn->bind = *b;
+    }
+}
+
 /* ---- outbound ------------------------------------------------------------------- */
 
 static void tunnel_connect_cb(struct swc_tunnel *t, int status, void *data)
@@ -180,6 +220,15 @@ static void tunnel_connect_cb(struct swc_tunnel *t, int status, void *data)
         swc_debugf(MOD, "connect to raft peer %llu: %s", (unsigned long long)c->id,
                    swc_strerror(status));
         conn_close(c, status);
+        return;
+    }
+    const struct swc_cert *peer = swc_tunnel_peer(t);
+    char why[256];
+    if (peer == NULL || check_binding(c->rn, peer->node_id, c->id, why, sizeof why) != 0) {
+        swc_warnf(MOD, "connect to raft peer %llu: wrong server: %s", (unsigned long long)c->id,
+                  peer == NULL ? "no certificate" : why);
+        c->rn->st.dropped++;
+        conn_close(c, SWC_EAUTH);
         return;
     }
     int rc = make_pair(c, &s);
@@ -271,6 +320,11 @@ static void accept_cb(struct swc_tunnel_listener *l, struct swc_tunnel *t,
     }
     if (hello_decode(hello, len, &c->id, addr) != 0) {
         refuse(c, who, "malformed hello");
+        return;
+    }
+    char why[256];
+    if (check_binding(rn, peer->node_id, c->id, why, sizeof why) != 0) {
+        refuse(c, who, why);
         return;
     }
     if (rn->r == NULL || rn->closing) {

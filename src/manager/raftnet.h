@@ -10,6 +10,16 @@
  * HELLO decodes becomes a socketpair the same way, handed to raft with
  * swc_raft_accept and the id and address from the HELLO.
  *
+ * Binding (swc_raftnet_set_binding): a certificate names a node, a HELLO
+ * claims a raft id. With a binding set, a tunnel is refused (inbound) or
+ * dropped (outbound, where the server's certificate must be the node bound
+ * to the raft id we dialled) when the cluster records another raft id for
+ * the certificate's node, or another node for the raft id. A pair nothing
+ * is recorded for yet (a manager whose join is still being committed, or a
+ * joining manager whose store is still empty) passes; raft retries a
+ * refused connection on its own, so a record that arrives later only delays
+ * traffic, never loses it.
+ *
  * Lifecycle: init (listens at once) -> pass swc_raftnet_transport(rn) in
  * swc_raft_config.transport -> swc_raft_init -> swc_raftnet_bind -> start
  * raft. Shutdown: swc_raft_close first, and call swc_raftnet_close from its
@@ -58,11 +68,25 @@ void swc_raftnet_bind(struct swc_raftnet *rn, struct swc_raft *r);
  * NULL) runs once everything is freed. */
 void swc_raftnet_close(struct swc_raftnet *rn, void (*cb)(void *data), void *data);
 
+/* The cluster's record of which node owns which raft id (manager.c reads
+ * it from the Node objects of the store). Both return 0 and fill the answer,
+ * or SWC_ENOENT when nothing is recorded. */
+struct swc_raftnet_binding {
+    int (*raft_id_of)(void *data, const char *node_id, uint64_t *raft_id);
+    int (*node_of)(void *data, uint64_t raft_id, char *node_id, size_t size);
+    void *data;
+};
+
+/* Check raft ids against certificates with b (copied; NULL: no checks, as
+ * before a binding is set) for tunnels opened or accepted from now on. */
+void swc_raftnet_set_binding(struct swc_raftnet *rn, const struct swc_raftnet_binding *b);
+
 /* Counters for tests. */
 struct swc_raftnet_stats {
     uint64_t connects; /* outbound tunnels handed to raft */
     uint64_t accepts;  /* inbound tunnels handed to raft */
-    uint64_t refused;  /* inbound tunnels refused (role, HELLO, no adapter) */
+    uint64_t refused;  /* inbound tunnels refused (role, HELLO, binding, no adapter) */
+    uint64_t dropped;  /* outbound tunnels whose server is not the raft id's node */
     unsigned open;     /* tunnels open now */
 };
 void swc_raftnet_stats(const struct swc_raftnet *rn, struct swc_raftnet_stats *out);

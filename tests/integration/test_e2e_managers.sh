@@ -19,6 +19,10 @@ wait_until 30 "3 managers listed" managers3
 
 node_of() { grep -o '"node_id": *"[a-z0-9]*"' "$TMP/$1/cluster.json" | cut -d'"' -f4; }
 M1=$(node_of m1); M2=$(node_of m2); M3=$(node_of m3)
+# Each manager's raft id is recorded on its node (raft tunnels are checked
+# against it), the bootstrap manager's included.
+bound() { for n in "$M1" "$M2" "$M3"; do sw node inspect "$n" | grep -qE '^    "raft_id": [1-9]' || return 1; done; }
+wait_until 30 "raft ids recorded for the 3 managers" bound
 
 log "create through a follower (forwarded to the leader)"
 "$SWARMC" -H "$m2_SOCK" service create --detach --name svc --replicas 3 --init --stop-grace-period 1s \

@@ -3,7 +3,11 @@
  * cluster forms, elects, replicates 1,000 proposals, catches a stopped
  * follower that lost its disk up by a multi-MiB snapshot (the relay's backpressure path) and
  * fails over when the leader closes. A permissive listener shows that
- * raftnet itself refuses worker certificates and malformed HELLOs. */
+ * raftnet itself refuses worker certificates and malformed HELLOs, and a
+ * binding table (node id <-> raft id, as manager.c reads it from the store)
+ * shows that a manager certificate claiming another manager's raft id is
+ * refused inbound and that a server with the wrong certificate is dropped
+ * outbound until the record is right. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -317,6 +321,142 @@ static void test_refusals(void **state)
     rn_cluster_close(&c);
 }
 
+/* ---- binding raft ids to certificates ------------------------------------------ */
+
+struct bind_row {
+    const char *node;
+    uint64_t raft_id;
+};
+static struct bind_row table[4];
+
+static int tbl_raft_id_of(void *data, const char *node_id, uint64_t *raft_id)
+{
+    (void)data;
+    for (size_t i = 0; i < 4; i++) {
+        if (table[i].node != NULL && strcmp(table[i].node, node_id) == 0) {
+            *raft_id = table[i].raft_id;
+            return 0;
+        }
+    }
+    return SWC_ENOENT;
+}
+
+static int tbl_node_of(void *data, uint64_t raft_id, char *node_id, size_t size)
+{
+    (void)data;
+    for (size_t i = 0; i < 4; i++) {
+        if (table[i].node != NULL && table[i].raft_id == raft_id) {
+            snprintf(node_id, size, "%s", table[i].node);
+            return 0;
+        }
+    }
+    return SWC_ENOENT;
+}
+
+static const struct swc_raftnet_binding tbl_binding = {tbl_raft_id_of, tbl_node_of, NULL};
+
+static size_t hello_for(uint8_t *out, uint64_t raft_id)
+{
+    const char *addr = "127.0.0.1:1";
+    out[0] = SWC_RAFTNET_HELLO_VERSION;
+    swc_put_u64(out + 1, raft_id);
+    out[9] = 0;
+    out[10] = (uint8_t)strlen(addr);
+    memcpy(out + 11, addr, strlen(addr));
+    return 11 + strlen(addr);
+}
+
+static void test_binding_inbound(void **state)
+{
+    struct th_cluster c;
+    struct swc_identity stranger;
+    struct swc_raftnet_stats rs;
+    uint8_t h[64];
+    size_t hl;
+    make_identity(&stranger, "mgr-new", SWC_ROLE_MANAGER);
+    memset(table, 0, sizeof table);
+    table[0] = (struct bind_row){"mgr-1", 1};
+    table[1] = (struct bind_row){"mgr-2", 2};
+    table[2] = (struct bind_row){"mgr-3", 3};
+    th_cluster_init(&c, 1);
+    assert_int_equal(rn_start(&c, 0, true, SWC_ROLE_MANAGER), 0);
+    swc_raftnet_set_binding(rnn[0].rn, &tbl_binding);
+    assert_int_equal(th_wait_leader(&c, 5000), 0);
+
+    /* mgr-3's valid manager certificate claiming mgr-2's raft id: refused,
+     * raft never gets the stream */
+    hl = hello_for(h, 2);
+    assert_int_equal(probe(&c, &rnn[2].id, h, hl), SWC_EUNAVAIL);
+    swc_raftnet_stats(rnn[0].rn, &rs);
+    assert_int_equal(rs.refused, 1);
+    assert_int_equal(rs.accepts, 0);
+
+    /* mgr-2 with its own raft id: accepted */
+    assert_int_equal(probe(&c, &rnn[1].id, h, hl), 0);
+    swc_raftnet_stats(rnn[0].rn, &rs);
+    assert_int_equal(rs.refused, 1);
+    assert_int_equal(rs.accepts, 1);
+
+    /* a node nothing is recorded for cannot take a recorded raft id ... */
+    assert_int_equal(probe(&c, &stranger, h, hl), SWC_EUNAVAIL);
+    swc_raftnet_stats(rnn[0].rn, &rs);
+    assert_int_equal(rs.refused, 2);
+    /* ... but passes with an unrecorded one (a join still being committed) */
+    hl = hello_for(h, 99);
+    assert_int_equal(probe(&c, &stranger, h, hl), 0);
+    /* and a recorded node cannot use an unrecorded id either */
+    assert_int_equal(probe(&c, &rnn[2].id, h, hl), SWC_EUNAVAIL);
+    swc_raftnet_stats(rnn[0].rn, &rs);
+    assert_int_equal(rs.refused, 3);
+    assert_int_equal(rs.accepts, 2);
+
+    /* without a binding, the claim is not checked (as before) */
+    swc_raftnet_set_binding(rnn[0].rn, NULL);
+    hl = hello_for(h, 2);
+    assert_int_equal(probe(&c, &rnn[2].id, h, hl), 0);
+    swc_raftnet_stats(rnn[0].rn, &rs);
+    assert_int_equal(rs.refused, 3);
+    assert_int_equal(rs.accepts, 3);
+    rn_cluster_close(&c);
+}
+
+static bool cond_dropped(struct th_cluster *c, void *arg)
+{
+    struct swc_raftnet_stats rs;
+    (void)arg;
+    swc_raftnet_stats(rnn[0].rn, &rs);
+    return rs.dropped >= 1;
+}
+
+static void test_binding_outbound(void **state)
+{
+    struct th_cluster c;
+    struct swc_raftnet_stats rs;
+    memset(table, 0, sizeof table);
+    table[0] = (struct bind_row){"mgr-1", 1};
+    table[1] = (struct bind_row){"mgr-3", 2}; /* wrong: raft id 2 is mgr-2 */
+    th_cluster_init(&c, 2);
+    assert_int_equal(rn_start(&c, 0, true, SWC_ROLE_MANAGER), 0);
+    swc_raftnet_set_binding(rnn[0].rn, &tbl_binding);
+    assert_int_equal(th_wait_leader(&c, 5000), 0);
+    assert_int_equal(rn_start(&c, 1, false, SWC_ROLE_MANAGER), 0);
+    struct th_change ch = {false, 0};
+    assert_int_equal(swc_raft_add(c.n[0].r, 2, c.n[1].addr, th_change_cb, &ch), 0);
+
+    /* the leader dials raft id 2 and finds mgr-2's certificate: dropped */
+    assert_true(th_run_until(&c, cond_dropped, NULL, 10000));
+    swc_raftnet_stats(rnn[0].rn, &rs);
+    assert_int_equal(rs.connects, 0);
+
+    /* once the record is right, raft's own retries get through */
+    table[1].node = "mgr-2";
+    assert_true(th_run_until(&c, th_cond_change, &ch, 10000));
+    assert_int_equal(ch.status, 0);
+    swc_raftnet_stats(rnn[0].rn, &rs);
+    assert_true(rs.connects >= 1);
+    rn_cluster_close(&c);
+}
+
 int main(void)
 {
     swc_keypair_new(ca_pk, ca_sk);
@@ -328,6 +468,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_binding_inbound),
+        cmocka_unit_test(test_binding_outbound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
