@@ -3,10 +3,22 @@
  * on a connection live in rpc_call.c.
  *
  * A connection goes CONNECTING -> (HANDSHAKE) -> READY -> DOWN. Frames sent
- * before READY wait in a pending list and are flushed (sealed, if secure) in
- * order once the connection is ready. Reading appends to one growing buffer
- * and cuts whole frames out of it with the pure codec of frame.c; a bad
- * frame takes the connection DOWN, which only starts uv_close on the stream.
+ * before READY wait in a pending list and are flushed in order once the
+ * connection is ready. Reading appends to one growing buffer (read in
+ * 256 KiB pieces, compacted only when the room behind runs short) and cuts
+ * whole frames out of it with the pure codec of frame.c; a bad frame takes
+ * the connection DOWN, which only starts uv_close on the stream.
+ *
+ * A secure connection sends records (docs/security.md): whole frames, each
+ * with its length prefix, gathered into one buffer that is sealed in place
+ * and written with one syscall. With nothing in flight a frame becomes a
+ * record at once, so a lone request waits for nothing; while a write is in
+ * flight, frames gather into the open record until it reaches REC_CAP or
+ * the write completes. So a busy stream pays one AEAD call, one length
+ * prefix and one syscall per 256 KiB rather than per message, and record
+ * buffers are recycled (REC_SPARES), so it allocates nothing per record. The
+ * reader opens a record in place in its read buffer and dispatches the
+ * frames inside in order.
  *
  * Completions never run inside the API call that caused them: cancels are
  * queued on a deferred list and run from the connection's single timer
@@ -29,7 +41,7 @@
 
 int swc_rpc_hash_oom;
 
-#define READ_CHUNK (64u * 1024)
+#define READ_CHUNK (256u * 1024)
 
 void rpc_conn_kick(struct swc_rpc_conn *conn);
 void rpc_conn_arm(struct swc_rpc_conn *conn, int64_t deadline);
@@ -39,10 +51,84 @@ static void conn_update_reading(struct swc_rpc_conn *conn);
 
 /* ---- sending ---------------------------------------------------------------- */
 
+/* A record's plaintext grows up to this many wire bytes (prefix and tag
+ * included) before it is sealed; one frame bigger than that travels alone. */
+#define REC_CAP    (256u * 1024)
+#define REC_FIRST  (16u * 1024) /* first size of a record buffer */
+#define REC_SPARES 2u           /* written record buffers kept for reuse */
+#define REC_WIRE   (SWC_FRAME_LEN_SIZE + SWC_SECCHAN_OVERHEAD) /* what a record adds */
+
 static void ofrm_free(struct ofrm *f)
 {
     swc_free(f->data);
     swc_free(f);
+}
+
+/* A buffer of at least cap bytes, from the connection's spare when it fits. */
+static struct ofrm *ofrm_get(struct swc_rpc_conn *conn, size_t cap)
+{
+    struct ofrm *f = conn->spare;
+    if (f != NULL && f->cap >= cap) {
+        conn->spare = f->next;
+        conn->nspare--;
+    } else {
+        f = swc_calloc(1, sizeof(*f));
+        if (f == NULL) {
+            return NULL;
+        }
+        f->data = swc_malloc(cap);
+        if (f->data == NULL) {
+            swc_free(f);
+            return NULL;
+        }
+        f->cap = cap;
+    }
+    f->next = NULL;
+    f->conn = conn;
+    f->len = f->off = f->qbytes = 0;
+    return f;
+}
+
+/* A written buffer: keep up to REC_SPARES of them for the next records (a
+ * busy connection then allocates nothing per record; like a reused write
+ * buffer, a spare is never bigger than REC_CAP), free the rest. */
+static void ofrm_put(struct swc_rpc_conn *conn, struct ofrm *f)
+{
+    if (conn->nspare < REC_SPARES && f->cap <= REC_CAP && f->cap >= REC_FIRST) {
+        f->next = conn->spare;
+        conn->spare = f;
+        conn->nspare++;
+        return;
+    }
+    ofrm_free(f);
+}
+
+static void rec_flush(struct swc_rpc_conn *conn);
+
+/* Tell waiting senders that the queue drained; restart the scan after each
+ * callback because it may finish any req. */
+static void conn_notify_writable(struct swc_rpc_conn *conn)
+{
+    if (conn->pause_bp) {
+        conn->pause_bp = false;
+        conn_update_reading(conn);
+    }
+    while (conn->writable_waiters > 0 && conn->state == CONN_READY &&
+           conn->wq_bytes <= conn->high_water / 2) {
+        struct swc_rpc_req *r = conn->req_list;
+        while (r != NULL && !r->want_writable) {
+            r = r->next;
+        }
+        if (r == NULL) {
+            conn->writable_waiters = 0;
+            break;
+        }
+        r->want_writable = false;
+        conn->writable_waiters--;
+        if (r->writable_cb != NULL) {
+            r->writable_cb(r, 0, r->writable_data);
+        }
+    }
 }
 
 static void write_cb(uv_write_t *w, int status)
@@ -50,7 +136,8 @@ static void write_cb(uv_write_t *w, int status)
     struct ofrm *f = w->data;
     struct swc_rpc_conn *conn = f->conn;
     conn->wq_bytes -= f->qbytes;
-    ofrm_free(f);
+    conn->inflight--;
+    ofrm_put(conn, f);
     if (status < 0) {
         if (status != UV_ECANCELED) {
             swc_rpc_conn_down(conn, SWC_ECANCELED, uv_strerror(status));
@@ -60,59 +147,56 @@ static void write_cb(uv_write_t *w, int status)
     if (conn->state != CONN_READY) {
         return;
     }
+    /* Frames sent while this write was in flight were gathered into one
+     * record: seal and send it now, behind what the kernel already holds. */
+    if (conn->rec != NULL && conn->inflight == 0) {
+        rec_flush(conn);
+    }
     if (conn->wq_bytes <= conn->high_water / 2) {
-        if (conn->pause_bp) {
-            conn->pause_bp = false;
-            conn_update_reading(conn);
-        }
-        /* Tell every waiting sender; restart the scan after each callback
-         * because it may finish any req. */
-        while (conn->writable_waiters > 0 && conn->state == CONN_READY &&
-               conn->wq_bytes <= conn->high_water / 2) {
-            struct swc_rpc_req *r = conn->req_list;
-            while (r != NULL && !r->want_writable) {
-                r = r->next;
-            }
-            if (r == NULL) {
-                conn->writable_waiters = 0;
-                break;
-            }
-            r->want_writable = false;
-            conn->writable_waiters--;
-            if (r->writable_cb != NULL) {
-                r->writable_cb(r, 0, r->writable_data);
-            }
-        }
+        conn_notify_writable(conn);
     }
 }
 
-/* Hand a frame to libuv, sealing it first on a secure connection (in
- * place: frames to seal were allocated with room for the tag). */
-static void conn_submit(struct swc_rpc_conn *conn, struct ofrm *f, bool seal)
+/* Queue f's unwritten bytes with uv_write (f is owned by the request). */
+static void conn_submit(struct swc_rpc_conn *conn, struct ofrm *f)
 {
-    if (seal) {
-        size_t plen = f->len - SWC_FRAME_LEN_SIZE;
-        if (swc_secchan_seal_inplace(conn->sc, f->data + SWC_FRAME_LEN_SIZE, plen) != 0) {
-            conn->wq_bytes -= f->qbytes;
-            ofrm_free(f);
-            swc_rpc_conn_down(conn, SWC_EINTERNAL, "seal failed");
-            return;
-        }
-        f->len += SWC_SECCHAN_OVERHEAD;
-        swc_frame_put_len(f->data, (uint32_t)plen + SWC_SECCHAN_OVERHEAD);
-    }
-    uv_buf_t buf = uv_buf_init((char *)f->data, (unsigned)f->len);
+    uv_buf_t buf = uv_buf_init((char *)f->data + f->off, (unsigned)(f->len - f->off));
     f->w.data = f;
     int rc = uv_write(&f->w, &conn->h.stream, &buf, 1, write_cb);
     if (rc != 0) {
         conn->wq_bytes -= f->qbytes;
-        ofrm_free(f);
+        ofrm_put(conn, f);
         swc_rpc_conn_down(conn, SWC_ECANCELED, uv_strerror(rc));
+        return;
     }
+    conn->inflight++;
 }
 
-/* Build a frame from a header and a body and send or queue it. raw frames
- * (handshake) bypass the pending list and the seal. */
+/* Write f now if nothing is in flight (uv_try_write: most of the time the
+ * kernel takes it all and f is recycled at once), and queue the rest. */
+static void conn_write(struct swc_rpc_conn *conn, struct ofrm *f)
+{
+    if (conn->inflight == 0) {
+        uv_buf_t buf = uv_buf_init((char *)f->data, (unsigned)f->len);
+        int w = uv_try_write(&conn->h.stream, &buf, 1);
+        if (w == UV_EAGAIN) {
+            w = 0;
+        } else if (w < 0) {
+            conn->wq_bytes -= f->qbytes;
+            ofrm_put(conn, f);
+            swc_rpc_conn_down(conn, SWC_ECANCELED, uv_strerror(w));
+            return;
+        }
+        if ((size_t)w == f->len) {
+            conn->wq_bytes -= f->qbytes;
+            ofrm_put(conn, f);
+            return;
+        }
+        f->off = (size_t)w;
+    }
+    conn_submit(conn, f);
+}
+
 static void conn_check_backpressure(struct swc_rpc_conn *conn)
 {
     if (conn->srv != NULL && conn->wq_bytes > conn->high_water && !conn->pause_bp) {
@@ -122,49 +206,109 @@ static void conn_check_backpressure(struct swc_rpc_conn *conn)
     }
 }
 
-/* Fast path when nothing is queued: write straight from the caller's bytes
- * (on a secure connection: copied once into a reused buffer and sealed
- * there in place) with uv_try_write, and copy only what the kernel did not
- * take. Saves an allocation and a copy per frame in the common case. */
+/* Seal the record being filled where it lies and write it. */
+static void rec_flush(struct swc_rpc_conn *conn)
+{
+    struct ofrm *f = conn->rec;
+    conn->rec = NULL;
+    size_t plen = f->len - SWC_FRAME_LEN_SIZE;
+    if (swc_secchan_seal_inplace(conn->sc, f->data + SWC_FRAME_LEN_SIZE, plen) != 0) {
+        conn->wq_bytes -= f->qbytes;
+        ofrm_put(conn, f);
+        swc_rpc_conn_down(conn, SWC_EINTERNAL, "seal failed");
+        return;
+    }
+    swc_frame_put_len(f->data, (uint32_t)(plen + SWC_SECCHAN_OVERHEAD));
+    f->len += SWC_SECCHAN_OVERHEAD;
+    conn->wq_bytes += REC_WIRE;
+    f->qbytes += REC_WIRE;
+    conn_write(conn, f);
+}
+
+/* Make room for n more plaintext bytes in the open record, sealing it
+ * first when they would not fit in REC_CAP. Returns the place to write. */
+static uint8_t *rec_room(struct swc_rpc_conn *conn, size_t n)
+{
+    struct ofrm *f = conn->rec;
+    if (f != NULL && f->len + n + SWC_SECCHAN_OVERHEAD > REC_CAP) {
+        rec_flush(conn);
+        if (conn->state != CONN_READY) {
+            return NULL;
+        }
+        f = NULL;
+    }
+    size_t need = (f != NULL ? f->len : SWC_FRAME_LEN_SIZE) + n + SWC_SECCHAN_OVERHEAD;
+    if (f == NULL) {
+        /* With a write in flight more frames will likely join this record:
+         * take a full-size buffer rather than growing one by copies. */
+        size_t first = conn->inflight > 0 ? REC_CAP : REC_FIRST;
+        f = ofrm_get(conn, need > first ? need : first);
+        if (f == NULL) {
+            return NULL;
+        }
+        f->len = SWC_FRAME_LEN_SIZE;
+        conn->rec = f;
+    } else if (need > f->cap) {
+        size_t cap = f->cap * 2 > need ? f->cap * 2 : need;
+        cap = cap > REC_CAP ? REC_CAP : cap;
+        uint8_t *d = swc_realloc(f->data, cap);
+        if (d == NULL) {
+            return NULL;
+        }
+        f->data = d;
+        f->cap = cap;
+    }
+    return f->data + f->len;
+}
+
+/* Secure, READY: append one frame (prefix, header, body) to the open record
+ * and send the record at once if nothing is in flight (a lone request goes
+ * out without waiting), or when it is full. Frames sent while a write is in
+ * flight thus share one seal and one write. */
+static int rec_append(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, size_t hlen,
+                      const uint8_t *body, size_t blen)
+{
+    size_t n = SWC_FRAME_LEN_SIZE + hlen + blen;
+    uint8_t *p = rec_room(conn, n);
+    if (p == NULL) {
+        return conn->state == CONN_READY ? SWC_ENOMEM : 0;
+    }
+    swc_frame_put_len(p, (uint32_t)(hlen + blen));
+    if (h != NULL) {
+        swc_rpc_hdr_encode(h, p + SWC_FRAME_LEN_SIZE);
+    }
+    if (blen > 0) {
+        memcpy(p + SWC_FRAME_LEN_SIZE + hlen, body, blen);
+    }
+    conn->rec->len += n;
+    conn->rec->qbytes += n;
+    conn->wq_bytes += n;
+    if (conn->inflight == 0 || conn->rec->len + SWC_SECCHAN_OVERHEAD >= REC_CAP) {
+        rec_flush(conn);
+    }
+    conn_check_backpressure(conn);
+    return 0;
+}
+
+/* Plain (or handshake) frame when nothing is queued: write straight from
+ * the caller's bytes with uv_try_write and copy only what the kernel did
+ * not take. Saves an allocation and a copy per frame in the common case. */
 static int conn_send_now(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, size_t hlen,
-                         const uint8_t *body, size_t blen, bool seal)
+                         const uint8_t *body, size_t blen)
 {
     uint8_t head[SWC_FRAME_LEN_SIZE + SWC_RPC_HDR_MAX + SWC_RPC_ERRMSG_MAX];
     uv_buf_t bufs[2];
     unsigned nb = 0;
     size_t plen = hlen + blen;
-    if (seal) {
-        struct swc_buf *sb = &conn->sbuf;
-        sb->len = 0;
-        if (swc_buf_reserve(sb, SWC_FRAME_LEN_SIZE + plen + SWC_SECCHAN_OVERHEAD) != 0) {
-            return SWC_ENOMEM;
-        }
-        uint8_t *pt = sb->data + SWC_FRAME_LEN_SIZE;
-        swc_rpc_hdr_encode(h, pt);
-        if (blen > 0) {
-            memcpy(pt + hlen, body, blen);
-        }
-        if (swc_secchan_seal_inplace(conn->sc, pt, plen) != 0) {
-            swc_rpc_conn_down(conn, SWC_EINTERNAL, "seal failed");
-            return 0;
-        }
-        sb->len = SWC_FRAME_LEN_SIZE + plen + SWC_SECCHAN_OVERHEAD;
-        swc_frame_put_len(sb->data, (uint32_t)(plen + SWC_SECCHAN_OVERHEAD));
-        bufs[nb++] = uv_buf_init((char *)sb->data, (unsigned)sb->len);
-    } else {
-        swc_frame_put_len(head, (uint32_t)plen);
-        if (h != NULL) {
-            swc_rpc_hdr_encode(h, head + SWC_FRAME_LEN_SIZE);
-        }
-        bufs[nb++] = uv_buf_init((char *)head, (unsigned)(SWC_FRAME_LEN_SIZE + hlen));
-        if (blen > 0) {
-            bufs[nb++] = uv_buf_init((char *)body, (unsigned)blen);
-        }
+    swc_frame_put_len(head, (uint32_t)plen);
+    if (h != NULL) {
+        swc_rpc_hdr_encode(h, head + SWC_FRAME_LEN_SIZE);
     }
-    size_t total = 0;
-    for (unsigned i = 0; i < nb; i++) {
-        total += bufs[i].len;
+    bufs[nb++] = uv_buf_init((char *)head, (unsigned)(SWC_FRAME_LEN_SIZE + hlen));
+    if (blen > 0) {
+        bufs[nb++] = uv_buf_init((char *)body, (unsigned)blen);
     }
+    size_t total = SWC_FRAME_LEN_SIZE + plen;
     int w = uv_try_write(&conn->h.stream, bufs, nb);
     if (w == UV_EAGAIN) {
         w = 0;
@@ -177,15 +321,10 @@ static int conn_send_now(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h,
         return 0;
     }
     struct ofrm *f = swc_calloc(1, sizeof(*f));
-    if (f == NULL) {
-        swc_rpc_conn_down(conn, SWC_ENOMEM, "no memory for the write queue");
-        return 0; /* part of the frame is on the wire: the stream is unusable */
-    }
-    f->data = swc_malloc(left);
-    if (f->data == NULL) {
+    if (f == NULL || (f->data = swc_malloc(left)) == NULL) {
         swc_free(f);
         swc_rpc_conn_down(conn, SWC_ENOMEM, "no memory for the write queue");
-        return 0;
+        return 0; /* part of the frame is on the wire: the stream is unusable */
     }
     size_t skip = (size_t)w, off = 0;
     for (unsigned i = 0; i < nb; i++) {
@@ -199,41 +338,41 @@ static int conn_send_now(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h,
         skip = 0;
     }
     f->conn = conn;
-    f->len = left;
-    f->qbytes = left;
+    f->len = f->cap = f->qbytes = left;
     conn->wq_bytes += left;
-    conn_submit(conn, f, false);
+    conn_submit(conn, f);
     conn_check_backpressure(conn);
     return 0;
 }
 
 /* Build a frame from a header and a body and send or queue it. raw frames
- * (handshake) bypass the pending list and the seal. */
+ * (handshake) bypass the pending list and the records. */
 int rpc_conn_send(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, const uint8_t *body,
                   size_t blen, bool raw)
 {
     size_t hlen = h != NULL ? swc_rpc_hdr_size(h) : 0;
     size_t plen = hlen + blen;
-    size_t limit = conn->max_frame - (conn->secure && !raw ? SWC_SECCHAN_OVERHEAD : 0);
+    size_t limit = conn->max_frame - (conn->secure && !raw ? REC_WIRE : 0);
     if (plen > limit) {
         return SWC_ETOOBIG;
     }
-    if ((raw || conn->state == CONN_READY) && conn->wq_bytes == 0) {
-        return conn_send_now(conn, h, hlen, body, blen, conn->secure && !raw);
+    if (conn->secure && !raw && conn->state == CONN_READY) {
+        return rec_append(conn, h, hlen, body, blen);
+    }
+    if ((raw || conn->state == CONN_READY) && conn->inflight == 0) {
+        return conn_send_now(conn, h, hlen, body, blen);
     }
     struct ofrm *f = swc_calloc(1, sizeof(*f));
     if (f == NULL) {
         return SWC_ENOMEM;
     }
-    /* Room for the tag, so the frame is sealed where it lies. */
-    bool seal = conn->secure && !raw;
-    f->data = swc_malloc(SWC_FRAME_LEN_SIZE + plen + (seal ? SWC_SECCHAN_OVERHEAD : 0));
+    f->data = swc_malloc(SWC_FRAME_LEN_SIZE + plen);
     if (f->data == NULL) {
         swc_free(f);
         return SWC_ENOMEM;
     }
     f->conn = conn;
-    f->len = SWC_FRAME_LEN_SIZE + plen;
+    f->len = f->cap = SWC_FRAME_LEN_SIZE + plen;
     f->qbytes = f->len;
     swc_frame_put_len(f->data, (uint32_t)plen);
     if (h != NULL) {
@@ -244,7 +383,7 @@ int rpc_conn_send(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, const 
     }
     conn->wq_bytes += f->qbytes;
     if (raw || conn->state == CONN_READY) {
-        conn_submit(conn, f, seal);
+        conn_submit(conn, f);
     } else {
         if (conn->pend_tail != NULL) {
             conn->pend_tail->next = f;
@@ -257,6 +396,8 @@ int rpc_conn_send(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, const 
     return 0;
 }
 
+/* READY: send what was queued before; on a secure connection the frames
+ * (already [prefix | payload]) are gathered into records. */
 static void conn_flush_pending(struct swc_rpc_conn *conn)
 {
     while (conn->pend_head != NULL && conn->state == CONN_READY) {
@@ -266,10 +407,27 @@ static void conn_flush_pending(struct swc_rpc_conn *conn)
             conn->pend_tail = NULL;
         }
         f->next = NULL;
-        conn_submit(conn, f, conn->secure);
+        if (!conn->secure) {
+            conn_submit(conn, f);
+            continue;
+        }
+        conn->wq_bytes -= f->qbytes;
+        uint8_t *p = rec_room(conn, f->len);
+        if (p == NULL) {
+            ofrm_free(f);
+            swc_rpc_conn_down(conn, SWC_ENOMEM, "no memory for the write queue");
+            return;
+        }
+        memcpy(p, f->data, f->len);
+        conn->rec->len += f->len;
+        conn->rec->qbytes += f->len;
+        conn->wq_bytes += f->len;
+        ofrm_free(f);
+    }
+    if (conn->rec != NULL && conn->inflight == 0 && conn->state == CONN_READY) {
+        rec_flush(conn);
     }
 }
-
 void rpc_send_status(struct swc_rpc_conn *conn, uint8_t kind, uint32_t id, int status,
                      const char *errmsg, const uint8_t *body, size_t blen)
 {
@@ -296,7 +454,14 @@ static void timer_close_cb(uv_handle_t *h)
 {
     struct swc_rpc_conn *conn = h->data;
     swc_buf_free(&conn->rbuf);
-    swc_buf_free(&conn->sbuf);
+    if (conn->rec != NULL) {
+        ofrm_free(conn->rec);
+    }
+    while (conn->spare != NULL) {
+        struct ofrm *f = conn->spare;
+        conn->spare = f->next;
+        ofrm_free(f);
+    }
     swc_secchan_destroy(conn->sc);
     sodium_memzero(&conn->sec_self, sizeof(conn->sec_self));
     while (conn->pend_head != NULL) {
@@ -413,6 +578,41 @@ static void conn_ready(struct swc_rpc_conn *conn)
     }
 }
 
+/* One sealed record (p points into our own read buffer): open it there, no
+ * copy, and dispatch the frames inside it in order. A record holds whole
+ * frames only, so a truncated inner frame is a protocol error. */
+static void handle_record(struct swc_rpc_conn *conn, uint8_t *p, size_t len)
+{
+    if (swc_secchan_open_inplace(conn->sc, p, len) != 0) {
+        char reason[SWC_ERRMSG_SIZE];
+        snprintf(reason, sizeof(reason), "record failed to open: %s", swc_secchan_errmsg(conn->sc));
+        swc_rpc_conn_down(conn, SWC_EAUTH, reason);
+        return;
+    }
+    size_t n = len - SWC_SECCHAN_OVERHEAD, off = 0;
+    if (n == 0) {
+        swc_rpc_conn_down(conn, SWC_EPROTO, "empty record");
+        return;
+    }
+    while (off < n && conn->state == CONN_READY) {
+        const uint8_t *f;
+        uint32_t flen;
+        size_t consumed, need;
+        int rc = swc_frame_parse(p + off, n - off, conn->max_frame - REC_WIRE, &f, &flen, &consumed,
+                                 &need);
+        if (rc != 0) {
+            swc_rpc_conn_down(conn, SWC_ETOOBIG, "frame inside a record over the limit");
+            return;
+        }
+        if (consumed == 0) {
+            swc_rpc_conn_down(conn, SWC_EPROTO, "record ends inside a frame");
+            return;
+        }
+        off += consumed;
+        rpc_dispatch(conn, f, flen);
+    }
+}
+
 static void handle_frame(struct swc_rpc_conn *conn, const uint8_t *p, size_t len)
 {
     if (conn->state == CONN_HANDSHAKE) {
@@ -446,15 +646,7 @@ static void handle_frame(struct swc_rpc_conn *conn, const uint8_t *p, size_t len
         return;
     }
     if (conn->secure) {
-        /* p points into our own read buffer: open it there, no copy. */
-        if (swc_secchan_open_inplace(conn->sc, (uint8_t *)p, len) != 0) {
-            char reason[SWC_ERRMSG_SIZE];
-            snprintf(reason, sizeof(reason), "frame failed to open: %s",
-                     swc_secchan_errmsg(conn->sc));
-            swc_rpc_conn_down(conn, SWC_EAUTH, reason);
-            return;
-        }
-        rpc_dispatch(conn, p, len - SWC_SECCHAN_OVERHEAD);
+        handle_record(conn, (uint8_t *)p, len);
         return;
     }
     rpc_dispatch(conn, p, len);
@@ -464,7 +656,9 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct swc_rpc_conn *conn = h->data;
     struct swc_buf *b = &conn->rbuf;
-    if (conn->rstart > 0) {
+    /* Move the partial frame to the front only when the room behind it runs
+     * short, not on every read: records are large and arrive in pieces. */
+    if (conn->rstart > 0 && b->cap - b->len < READ_CHUNK) {
         memmove(b->data, b->data + conn->rstart, b->len - conn->rstart);
         b->len -= conn->rstart;
         conn->rstart = 0;
@@ -506,12 +700,18 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         const uint8_t *p;
         uint32_t plen;
         size_t consumed, need;
-        int rc = swc_frame_parse(conn->rbuf.data + conn->rstart, conn->rbuf.len - conn->rstart,
-                                 conn->max_frame, &p, &plen, &consumed, &need);
+        /* Records may gather frames up to REC_CAP whatever our frame limit;
+         * the frames inside are held to it (handle_record). */
+        uint32_t max = conn->max_frame;
+        if (conn->secure && conn->state == CONN_READY && max < REC_CAP) {
+            max = REC_CAP;
+        }
+        int rc = swc_frame_parse(conn->rbuf.data + conn->rstart, conn->rbuf.len - conn->rstart, max,
+                                 &p, &plen, &consumed, &need);
         if (rc != 0) {
             char reason[96];
             snprintf(reason, sizeof(reason), "frame of %u bytes over the limit of %u",
-                     swc_get_u32(conn->rbuf.data + conn->rstart), conn->max_frame);
+                     swc_get_u32(conn->rbuf.data + conn->rstart), max);
             swc_rpc_conn_down(conn, SWC_ETOOBIG, reason);
             return;
         }
@@ -659,7 +859,6 @@ int swc_rpc_conn_new(uv_loop_t *loop, struct swc_rpc_server *srv, bool is_pipe,
     conn->high_water = SWC_RPC_HIGH_WATER_DEFAULT;
     conn->peer.transport = is_pipe ? SWC_RPC_UNIX : SWC_RPC_TCP;
     swc_buf_init(&conn->rbuf);
-    swc_buf_init(&conn->sbuf);
     int rc = is_pipe ? uv_pipe_init(loop, &conn->h.pipe, 0) : uv_tcp_init(loop, &conn->h.tcp);
     if (rc != 0) {
         swc_free(conn);

@@ -28,7 +28,9 @@ enum conn_state {
     CONN_DOWN,           /* stream closing or closed */
 };
 
-/* One outgoing frame: [u32 length | payload] in out. */
+/* One outgoing buffer: a plain frame [u32 length | payload], or on a secure
+ * connection a record [u32 length | sealed frames | tag]; bytes [off, len)
+ * are still to be written. Record buffers are recycled (see rpc_conn.c). */
 struct ofrm {
     struct ofrm *next;
     uv_write_t w;
@@ -36,6 +38,8 @@ struct ofrm {
     size_t qbytes; /* what it counts in the write queue */
     uint8_t *data;
     size_t len;
+    size_t off;
+    size_t cap; /* bytes allocated at data */
 };
 
 struct swc_rpc_call {
@@ -107,7 +111,10 @@ struct swc_rpc_conn {
     struct swc_secchan_config sec_cfg;
     struct swc_identity sec_self; /* our copy of *sec_cfg.self (wiped on free) */
     struct swc_secchan *sc;
-    struct swc_buf sbuf; /* frame sealed in place (fast path) */
+    struct ofrm *rec;   /* secure: the record being filled (plaintext frames) */
+    struct ofrm *spare; /* secure: record buffers to reuse */
+    unsigned nspare;
+    size_t inflight; /* uv_write requests not completed yet */
 
     struct swc_rpc_peer peer;
 

@@ -1080,7 +1080,8 @@ static void test_secure_server_refuses_role(void **state)
 }
 
 /* A hand-driven secure client on a raw socket: handshake, one good sealed
- * request, then a sealed request with one byte flipped on the wire. */
+ * request, then a sealed request with one byte flipped on the wire. Each
+ * record is [u32 length | sealed (u32 length | frame payload)...]. */
 static void test_secure_tampered_byte_closes(void **state)
 {
     struct swc_secchan_config scfg, ccfg;
@@ -1120,7 +1121,7 @@ static void test_secure_tampered_byte_closes(void **state)
         frame.len = 0;
         assert_int_equal(swc_buf_reserve(&frame, 4), 0);
         frame.len = 4;
-        assert_int_equal(swc_secchan_seal(sc, plain.data + 4, plain.len - 4, &frame), 0);
+        assert_int_equal(swc_secchan_seal(sc, plain.data, plain.len, &frame), 0);
         swc_frame_put_len(frame.data, (uint32_t)(frame.len - 4));
         if (round == 1) {
             frame.data[frame.len / 2] ^= 0x01; /* one bit on the wire */
@@ -1131,8 +1132,9 @@ static void test_secure_tampered_byte_closes(void **state)
             assert_int_equal(raw_recv_frame(fd, &in), 1);
             out.len = 0;
             assert_int_equal(swc_secchan_open(sc, in.data + 4, swc_get_u32(in.data), &out), 0);
+            assert_int_equal(swc_get_u32(out.data), out.len - 4); /* one frame in the record */
             struct swc_rpc_hdr h;
-            assert_int_equal(swc_rpc_hdr_decode(out.data, out.len, &h), 0);
+            assert_int_equal(swc_rpc_hdr_decode(out.data + 4, out.len - 4, &h), 0);
             assert_int_equal(h.call_id, 40);
             assert_int_equal(h.status, 0);
             assert_int_equal(h.body_len, 5);
@@ -1151,6 +1153,175 @@ static void test_secure_tampered_byte_closes(void **state)
     swc_buf_free(&in);
     swc_buf_free(&frame);
     swc_buf_free(&plain);
+}
+
+/* A raw socket client that completed the secure handshake with the server
+ * (which must listen securely on port): returns the fd, *sc its channel. */
+static int raw_secure_client(const struct swc_secchan_config *ccfg, struct swc_secchan **sc)
+{
+    assert_int_equal(swc_secchan_create(ccfg, sc), 0);
+    int fd = raw_connect();
+    struct swc_buf out, in;
+    swc_buf_init(&out);
+    swc_buf_init(&in);
+    bool done = false;
+    uint8_t pre[4];
+    assert_int_equal(swc_secchan_handshake(*sc, NULL, 0, &out, &done), 0);
+    while (!done) {
+        swc_frame_put_len(pre, (uint32_t)out.len);
+        raw_send(fd, pre, 4, 4);
+        raw_send(fd, out.data, out.len, out.len);
+        out.len = 0;
+        assert_int_equal(raw_recv_frame(fd, &in), 1);
+        uint32_t n = swc_get_u32(in.data);
+        assert_int_equal(swc_secchan_handshake(*sc, in.data + 4, n, &out, &done), 0);
+        swc_buf_consume(&in, 4 + n);
+    }
+    if (out.len > 0) {
+        swc_frame_put_len(pre, (uint32_t)out.len);
+        raw_send(fd, pre, 4, 4);
+        raw_send(fd, out.data, out.len, out.len);
+    }
+    swc_buf_free(&out);
+    swc_buf_free(&in);
+    return fd;
+}
+
+/* Seal plain (whole frames) as one record into rec: [u32 len | sealed]. */
+static void seal_record(struct swc_secchan *sc, const struct swc_buf *plain, struct swc_buf *rec)
+{
+    rec->len = 0;
+    assert_int_equal(swc_buf_reserve(rec, 4), 0);
+    rec->len = 4;
+    assert_int_equal(swc_secchan_seal(sc, plain->data, plain->len, rec), 0);
+    swc_frame_put_len(rec->data, (uint32_t)(rec->len - 4));
+}
+
+/* Five requests gathered into one record, which reaches the server a few
+ * bytes per read: every request is answered, in order, and the replies
+ * (records of whole frames) open at the client. */
+static void test_secure_coalesced_record_split_reads(void **state)
+{
+    struct swc_secchan_config scfg, ccfg;
+    secure_cfgs(&scfg, &ccfg);
+    make_server(NULL);
+    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
+    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
+    struct swc_secchan *sc;
+    int fd = raw_secure_client(&ccfg, &sc);
+    struct swc_buf plain, rec, in, out;
+    swc_buf_init(&plain);
+    swc_buf_init(&rec);
+    swc_buf_init(&in);
+    swc_buf_init(&out);
+    for (uint32_t id = 1; id <= 5; id++) {
+        build_request(&plain, id, "t.echo", id * 100);
+    }
+    seal_record(sc, &plain, &rec);
+    raw_send(fd, rec.data, rec.len, 7); /* the server reads between chunks */
+    uint32_t next = 1;
+    while (next <= 5) {
+        assert_int_equal(raw_recv_frame(fd, &in), 1);
+        uint32_t n = swc_get_u32(in.data);
+        out.len = 0;
+        assert_int_equal(swc_secchan_open(sc, in.data + 4, n, &out), 0);
+        swc_buf_consume(&in, 4 + n);
+        for (size_t off = 0; off < out.len;) {
+            uint32_t flen = swc_get_u32(out.data + off);
+            assert_true(off + 4 + flen <= out.len);
+            struct swc_rpc_hdr h;
+            assert_int_equal(swc_rpc_hdr_decode(out.data + off + 4, flen, &h), 0);
+            assert_int_equal(h.call_id, next);
+            assert_int_equal(h.body_len, next * 100);
+            next++;
+            off += 4 + flen;
+        }
+    }
+    close(fd);
+    struct swc_rpc_server_stats st;
+    WAIT_FOR((swc_rpc_server_stats(srv, &st), st.active == 0));
+    assert_int_equal(st.requests, 5);
+    swc_secchan_destroy(sc);
+    swc_buf_free(&plain);
+    swc_buf_free(&rec);
+    swc_buf_free(&in);
+    swc_buf_free(&out);
+}
+
+/* A bad record: one bit flipped in the middle of five gathered requests
+ * (EAUTH, and not one of them reaches a handler: the record is opened
+ * before any frame in it is dispatched), or a record whose plaintext ends
+ * inside a frame (EPROTO, after the whole frames before it). */
+static void bad_record(bool tamper)
+{
+    struct swc_secchan_config scfg, ccfg;
+    secure_cfgs(&scfg, &ccfg);
+    make_server(NULL);
+    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
+    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
+    struct swc_secchan *sc;
+    int fd = raw_secure_client(&ccfg, &sc);
+    struct swc_buf plain, rec, in;
+    swc_buf_init(&plain);
+    swc_buf_init(&rec);
+    swc_buf_init(&in);
+    for (uint32_t id = 1; id <= 5; id++) {
+        build_request(&plain, id, "t.echo", 50);
+    }
+    if (!tamper) {
+        plain.len -= 10; /* the last frame is cut short */
+    }
+    seal_record(sc, &plain, &rec);
+    if (tamper) {
+        rec.data[rec.len / 2] ^= 0x10;
+    }
+    raw_send(fd, rec.data, rec.len, rec.len);
+    struct swc_rpc_server_stats st;
+    WAIT_FOR((swc_rpc_server_stats(srv, &st), st.active == 0));
+    assert_int_equal(st.requests, tamper ? 0 : 4);
+    assert_int_equal(st.auth_errors, tamper ? 1 : 0);
+    assert_int_equal(st.proto_errors, tamper ? 0 : 1);
+    close(fd);
+    swc_secchan_destroy(sc);
+    swc_buf_free(&plain);
+    swc_buf_free(&rec);
+    swc_buf_free(&in);
+}
+
+static void test_secure_tampered_coalesced_record(void **state)
+{
+    bad_record(true);
+}
+
+static void test_secure_record_ends_inside_frame(void **state)
+{
+    bad_record(false);
+}
+
+/* Thousands of small stream messages: the server sends them faster than the
+ * socket drains, so they travel gathered into records; every one arrives,
+ * intact and counted. */
+static void test_secure_many_small_messages(void **state)
+{
+    struct swc_secchan_config scfg, ccfg;
+    secure_cfgs(&scfg, &ccfg);
+    make_server(NULL);
+    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
+    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    struct swc_rpc_conn *c = NULL;
+    assert_int_equal(swc_rpc_connect(&loop, addr, &(struct swc_rpc_conn_opts){.secure = &ccfg}, &c),
+                     0);
+    struct result s = {0};
+    uint8_t a[8];
+    stream_args(a, 20000, 300);
+    assert_int_equal(swc_rpc_stream_open(c, "t.stream", a, 8, 0, msg_cb, end_cb, &s, NULL), 0);
+    WAIT_FOR(s.done);
+    assert_int_equal(s.status, 0);
+    assert_int_equal(s.msgs, 20000);
+    assert_int_equal(s.bytes, 20000 * 300);
+    close_conn(c);
 }
 
 int main(void)
@@ -1177,6 +1348,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secure_wrong_ca_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secure_server_refuses_role, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secure_tampered_byte_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secure_coalesced_record_split_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secure_tampered_coalesced_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secure_record_ends_inside_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secure_many_small_messages, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
