@@ -25,7 +25,8 @@
 struct swc_table {
     size_t ncols;
     size_t nrows;
-    char **cells; /* nrows * ncols, row-major, owned */
+    size_t cap_rows; /* rows allocated in cells (grows by doubling) */
+    char **cells;    /* nrows * ncols, row-major, owned */
 };
 
 /* Start a table with a header row of ncols cells (copied). */

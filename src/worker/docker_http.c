@@ -7,9 +7,19 @@
  * curl_multi_info_read and their done callbacks run from there, so no
  * callback ever runs inside the call that started the exchange, nor inside a
  * curl callback (where libcurl refuses new requests). Replies are
- * capped (16 MiB) so a runaway engine cannot eat the worker's memory. */
+ * capped (16 MiB) so a runaway engine cannot eat the worker's memory.
+ *
+ * libcurl is not linked: it is loaded with dlopen the first time a Docker
+ * executor starts, and its entry points are called through the table `cu`.
+ * libcurl drags in ~26 more shared libraries (TLS, Kerberos, LDAP, ...), and
+ * mapping them cost every CLI command (the same executable) more time than
+ * the command itself. The headers are still used for types and constants,
+ * so the table's types are checked against them. */
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -17,7 +27,117 @@
 #include "base/log.h"
 #include "worker/docker_int.h"
 
-#define MAX_BODY (16u << 20)
+#undef curl_global_init_mem /* docker_int.h points docker.c at our loader */
+
+#define MAX_BODY       (16u << 20)
+#define LIBCURL_SONAME "libcurl.so.4"
+
+/* libcurl's entry points, filled once by docker_curl_global_init_mem.
+ * Written under cu_mu before `loaded` is set; read without it afterwards (an
+ * executor exists only once docker_http_init saw the table loaded, under the
+ * same mutex). */
+static struct {
+    bool loaded;
+    void *dl;
+    __typeof__(&curl_global_init_mem) global_init_mem;
+    __typeof__(&curl_easy_init) easy_init;
+    __typeof__(&curl_easy_cleanup) easy_cleanup;
+    __typeof__(&curl_easy_reset) easy_reset;
+    __typeof__(&curl_easy_setopt) easy_setopt;
+    __typeof__(&curl_easy_getinfo) easy_getinfo;
+    __typeof__(&curl_easy_strerror) easy_strerror;
+    __typeof__(&curl_multi_init) multi_init;
+    __typeof__(&curl_multi_cleanup) multi_cleanup;
+    __typeof__(&curl_multi_setopt) multi_setopt;
+    __typeof__(&curl_multi_add_handle) multi_add_handle;
+    __typeof__(&curl_multi_remove_handle) multi_remove_handle;
+    __typeof__(&curl_multi_assign) multi_assign;
+    __typeof__(&curl_multi_info_read) multi_info_read;
+    __typeof__(&curl_multi_socket_action) multi_socket_action;
+    __typeof__(&curl_slist_append) slist_append;
+    __typeof__(&curl_slist_free_all) slist_free_all;
+} cu;
+static pthread_mutex_t cu_mu = PTHREAD_MUTEX_INITIALIZER;
+static char cu_errmsg[SWC_ERRMSG_SIZE]; /* why the last load failed */
+
+/* Open libcurl and resolve every entry point; false (cu_errmsg set) if the
+ * library or one of its symbols is missing. Called with cu_mu held. */
+static bool curl_open(void)
+{
+    const char *name = getenv("SWC_LIBCURL"); /* tests and odd distributions */
+    void *dl;
+    const char *missing = NULL;
+
+    if (name == NULL || name[0] == '\0') {
+        name = LIBCURL_SONAME;
+    }
+    dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL) {
+        const char *why = dlerror();
+        snprintf(cu_errmsg, sizeof(cu_errmsg),
+                 "docker executor: cannot load libcurl (%s): %s; the Docker executor needs "
+                 "libcurl 7.40 or later (Debian: apt-get install libcurl4)",
+                 name, why != NULL ? why : "dlopen failed");
+        return false;
+    }
+#define SYM(field, sym)                                                                            \
+    do {                                                                                           \
+        if (missing == NULL && (cu.field = (__typeof__(cu.field))dlsym(dl, #sym)) == NULL) {       \
+            missing = #sym;                                                                        \
+        }                                                                                          \
+    } while (0)
+    SYM(global_init_mem, curl_global_init_mem);
+    SYM(easy_init, curl_easy_init);
+    SYM(easy_cleanup, curl_easy_cleanup);
+    SYM(easy_reset, curl_easy_reset);
+    SYM(easy_setopt, curl_easy_setopt);
+    SYM(easy_getinfo, curl_easy_getinfo);
+    SYM(easy_strerror, curl_easy_strerror);
+    SYM(multi_init, curl_multi_init);
+    SYM(multi_cleanup, curl_multi_cleanup);
+    SYM(multi_setopt, curl_multi_setopt);
+    SYM(multi_add_handle, curl_multi_add_handle);
+    SYM(multi_remove_handle, curl_multi_remove_handle);
+    SYM(multi_assign, curl_multi_assign);
+    SYM(multi_info_read, curl_multi_info_read);
+    SYM(multi_socket_action, curl_multi_socket_action);
+    SYM(slist_append, curl_slist_append);
+    SYM(slist_free_all, curl_slist_free_all);
+#undef SYM
+    if (missing != NULL) {
+        snprintf(cu_errmsg, sizeof(cu_errmsg),
+                 "docker executor: %s has no %s: the Docker executor needs libcurl 7.40 or later",
+                 name, missing);
+        dlclose(dl);
+        memset(&cu, 0, sizeof(cu));
+        return false;
+    }
+    cu.dl = dl;
+    return true;
+}
+
+CURLcode docker_curl_global_init_mem(long flags, curl_malloc_callback m, curl_free_callback f,
+                                     curl_realloc_callback r, curl_strdup_callback s,
+                                     curl_calloc_callback c)
+{
+    CURLcode rc = CURLE_OK;
+    pthread_mutex_lock(&cu_mu);
+    if (!cu.loaded) {
+        /* a failed load is not remembered: the next executor tries again */
+        if (!curl_open()) {
+            rc = CURLE_FAILED_INIT;
+        } else if ((rc = cu.global_init_mem(flags, m, f, r, s, c)) != CURLE_OK) {
+            snprintf(cu_errmsg, sizeof(cu_errmsg), "docker executor: libcurl init failed: %s",
+                     cu.easy_strerror(rc));
+            dlclose(cu.dl);
+            memset(&cu, 0, sizeof(cu));
+        } else {
+            cu.loaded = true;
+        }
+    }
+    pthread_mutex_unlock(&cu_mu);
+    return rc;
+}
 
 struct sockctx {
     uv_poll_t poll;
@@ -64,7 +184,7 @@ static void check_done(struct docker *d)
 {
     CURLMsg *m;
     int left;
-    while (!d->closing && (m = curl_multi_info_read(d->multi, &left)) != NULL) {
+    while (!d->closing && (m = cu.multi_info_read(d->multi, &left)) != NULL) {
         struct dreq *q = NULL;
         CURLcode res;
         int code = 0;
@@ -72,8 +192,8 @@ static void check_done(struct docker *d)
             continue;
         }
         res = m->data.result;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
-        curl_multi_remove_handle(d->multi, m->easy_handle);
+        cu.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
+        cu.multi_remove_handle(d->multi, m->easy_handle);
         q->active = false;
         /* unlink from the in-flight list */
         if (q->prev) {
@@ -85,7 +205,7 @@ static void check_done(struct docker *d)
             q->next->prev = q->prev;
         }
         q->prev = q->next = NULL;
-        curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->status);
+        cu.easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->status);
         if (q->err.code != 0) {
             code = q->err.code; /* set by a stream consumer or the body cap */
         } else if (res == CURLE_OK) {
@@ -94,20 +214,20 @@ static void check_done(struct docker *d)
             code = swc_err_set(&q->err, SWC_ETIMEDOUT, "docker: %s: no reply in time", q->what);
         } else if (res == CURLE_COULDNT_CONNECT) {
             code = swc_err_set(&q->err, SWC_EUNAVAIL, "docker: %s: cannot connect to %s: %s",
-                               q->what, d->sock, curl_easy_strerror(res));
+                               q->what, d->sock, cu.easy_strerror(res));
         } else if (res == CURLE_PARTIAL_FILE || res == CURLE_RECV_ERROR ||
                    (res == CURLE_GOT_NOTHING && q->status != 0)) {
             code = swc_err_set(&q->err, SWC_EPROTO,
                                "docker: %s: connection dropped in the middle of the reply (%s)",
-                               q->what, curl_easy_strerror(res));
+                               q->what, cu.easy_strerror(res));
         } else if (res == CURLE_WEIRD_SERVER_REPLY || res == CURLE_GOT_NOTHING ||
                    res == CURLE_BAD_CONTENT_ENCODING || res == CURLE_UNSUPPORTED_PROTOCOL) {
             code =
                 swc_err_set(&q->err, SWC_EPROTO, "docker: %s: malformed reply from the engine (%s)",
-                            q->what, curl_easy_strerror(res));
+                            q->what, cu.easy_strerror(res));
         } else {
             code = swc_err_set(&q->err, SWC_EUNAVAIL, "docker: %s: %s", q->what,
-                               curl_easy_strerror(res));
+                               cu.easy_strerror(res));
         }
         q->done(q, code);
     }
@@ -128,7 +248,7 @@ static void poll_cb(uv_poll_t *p, int status, int events)
             flags |= CURL_CSELECT_OUT;
         }
     }
-    curl_multi_socket_action(d->multi, s->fd, flags, &running);
+    cu.multi_socket_action(d->multi, s->fd, flags, &running);
     docker_events_drain(d);
     check_done(d);
 }
@@ -137,7 +257,7 @@ static void timer_cb(uv_timer_t *t)
 {
     struct docker *d = t->data;
     int running;
-    curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    cu.multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     docker_events_drain(d);
     check_done(d);
 }
@@ -151,7 +271,7 @@ static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
             uv_poll_stop(&s->poll);
-            curl_multi_assign(d->multi, fd, NULL);
+            cu.multi_assign(d->multi, fd, NULL);
             sock_unlink(d, s);
             uv_close((uv_handle_t *)&s->poll, sock_closed_cb);
         }
@@ -175,7 +295,7 @@ static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *
             s->next->prev = s;
         }
         d->socks = s;
-        curl_multi_assign(d->multi, fd, s);
+        cu.multi_assign(d->multi, fd, s);
     }
     if (what & CURL_POLL_IN) {
         events |= UV_READABLE;
@@ -207,7 +327,7 @@ static size_t write_fn(char *p, size_t size, size_t n, void *userp)
     size_t len = size * n;
     if (q->stream != NULL) {
         long st = 0;
-        curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &st);
+        cu.easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &st);
         if (st >= 200 && st < 300) {
             return q->stream(q, p, len) ? len : 0;
         }
@@ -231,7 +351,7 @@ struct dreq *dreq_new(struct docker *d, dreq_done_fn done, const char *fmt, ...)
     if (q == NULL) {
         return NULL;
     }
-    q->easy = curl_easy_init();
+    q->easy = cu.easy_init();
     if (q->easy == NULL) {
         swc_free(q);
         return NULL;
@@ -253,8 +373,8 @@ void dreq_free(struct dreq *q)
     if (q == NULL) {
         return;
     }
-    curl_easy_cleanup(q->easy);
-    curl_slist_free_all(q->hdrs);
+    cu.easy_cleanup(q->easy);
+    cu.slist_free_all(q->hdrs);
     swc_free(q->post);
     swc_free(q->create_body);
     swc_buf_free(&q->body);
@@ -275,8 +395,8 @@ int dreq_send(struct dreq *q, const char *method, const char *path, const char *
     if (n < 0 || (size_t)n >= sizeof(url)) {
         return SWC_EINVAL;
     }
-    curl_easy_reset(q->easy);
-    curl_slist_free_all(q->hdrs);
+    cu.easy_reset(q->easy);
+    cu.slist_free_all(q->hdrs);
     q->hdrs = NULL;
     swc_free(q->post);
     q->post = NULL;
@@ -285,29 +405,29 @@ int dreq_send(struct dreq *q, const char *method, const char *path, const char *
     q->status = 0;
     if (json != NULL) {
         q->post = swc_strdup(json);
-        q->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        q->hdrs = cu.slist_append(NULL, "Content-Type: application/json");
         if (q->post == NULL || q->hdrs == NULL) {
             return SWC_ENOMEM;
         }
-        curl_easy_setopt(q->easy, CURLOPT_HTTPHEADER, q->hdrs);
-        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, q->post);
-        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(q->post));
+        cu.easy_setopt(q->easy, CURLOPT_HTTPHEADER, q->hdrs);
+        cu.easy_setopt(q->easy, CURLOPT_POSTFIELDS, q->post);
+        cu.easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(q->post));
     } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, 0L);
+        cu.easy_setopt(q->easy, CURLOPT_POSTFIELDS, "");
+        cu.easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, 0L);
     }
-    curl_easy_setopt(q->easy, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(q->easy, CURLOPT_URL, url);
-    curl_easy_setopt(q->easy, CURLOPT_UNIX_SOCKET_PATH, d->sock);
-    curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, write_fn);
-    curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
-    curl_easy_setopt(q->easy, CURLOPT_PRIVATE, q);
-    curl_easy_setopt(q->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(q->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    cu.easy_setopt(q->easy, CURLOPT_CUSTOMREQUEST, method);
+    cu.easy_setopt(q->easy, CURLOPT_URL, url);
+    cu.easy_setopt(q->easy, CURLOPT_UNIX_SOCKET_PATH, d->sock);
+    cu.easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, write_fn);
+    cu.easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
+    cu.easy_setopt(q->easy, CURLOPT_PRIVATE, q);
+    cu.easy_setopt(q->easy, CURLOPT_NOSIGNAL, 1L);
+    cu.easy_setopt(q->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     if (q->timeout_ns > 0) {
-        curl_easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)(q->timeout_ns / SWC_NS_PER_MS));
+        cu.easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)(q->timeout_ns / SWC_NS_PER_MS));
     }
-    if (curl_multi_add_handle(d->multi, q->easy) != CURLM_OK) {
+    if (cu.multi_add_handle(d->multi, q->easy) != CURLM_OK) {
         return SWC_EINTERNAL;
     }
     q->active = true;
@@ -361,14 +481,21 @@ json_t *dreq_json(struct dreq *q)
 
 int docker_http_init(struct docker *d, struct swc_err *err)
 {
-    d->multi = curl_multi_init();
+    if (docker_curl_global_init_mem(CURL_GLOBAL_DEFAULT, swc_malloc, swc_free, swc_realloc,
+                                    swc_strdup, swc_calloc) != CURLE_OK) {
+        pthread_mutex_lock(&cu_mu);
+        swc_err_set(err, SWC_ENOTSUP, "%s", cu_errmsg);
+        pthread_mutex_unlock(&cu_mu);
+        return SWC_ENOTSUP;
+    }
+    d->multi = cu.multi_init();
     if (d->multi == NULL) {
         return swc_err_set(err, SWC_ENOMEM, "docker: curl multi init failed");
     }
-    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_fn);
-    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
-    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
-    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+    cu.multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_fn);
+    cu.multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+    cu.multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
+    cu.multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
     uv_timer_init(d->loop, &d->timer);
     d->timer.data = d;
     uv_timer_init(d->loop, &d->retry_timer);
@@ -386,7 +513,7 @@ void docker_http_cancel_all(struct docker *d)
             d->reqs->prev = NULL;
         }
         q->next = q->prev = NULL;
-        curl_multi_remove_handle(d->multi, q->easy);
+        cu.multi_remove_handle(d->multi, q->easy);
         q->active = false;
         swc_err_set(&q->err, SWC_ECANCELED, "docker: %s: canceled (executor closing)", q->what);
         q->done(q, SWC_ECANCELED);
@@ -401,7 +528,7 @@ static void timer_closed_cb(uv_handle_t *h)
 void docker_http_close(struct docker *d)
 {
     struct sockctx *s;
-    curl_multi_cleanup(d->multi); /* after every easy handle was removed */
+    cu.multi_cleanup(d->multi); /* after every easy handle was removed */
     d->multi = NULL;
     while ((s = d->socks) != NULL) { /* sockets curl did not hand back */
         sock_unlink(d, s);

@@ -81,6 +81,10 @@ struct docker {
     int open_handles; /* uv handles not yet closed (timers + polls) */
     void *socks;      /* watched sockets (docker_http.c) */
     void (*close_cb)(struct swc_exec *ex);
+    /* /events reconnect (docker.c): backoff and how long the stream was down */
+    uint64_t retry_ms;  /* next reconnect delay */
+    int64_t down_since; /* monotonic ns when the stream broke; 0 = up */
+    struct dreq *probe; /* GET /_ping before reopening the stream, or NULL */
 };
 
 /* Allocate an exchange for operation "what" (printf format). */
@@ -97,7 +101,18 @@ int dreq_http_error(struct dreq *q);
 /* Parse the reply body as JSON; NULL (q->err set, SWC_EPROTO) when it is not. */
 json_t *dreq_json(struct dreq *q);
 
-/* Set up / tear down the curl multi handle on the loop. */
+/* libcurl is loaded at run time (docker_http.c): docker.c's call to
+ * curl_global_init_mem lands here, which loads the library first (once;
+ * CURLE_FAILED_INIT if it cannot, and docker_http_init reports why). No other
+ * curl_* function may be called outside docker_http.c: the executable does not
+ * link libcurl. */
+CURLcode docker_curl_global_init_mem(long flags, curl_malloc_callback m, curl_free_callback f,
+                                     curl_realloc_callback r, curl_strdup_callback s,
+                                     curl_calloc_callback c);
+#define curl_global_init_mem docker_curl_global_init_mem
+
+/* Set up / tear down the curl multi handle on the loop; fails with
+ * SWC_ENOTSUP and a message naming libcurl when it cannot be loaded. */
 int docker_http_init(struct docker *d, struct swc_err *err);
 /* Cancel all exchanges (their done callbacks run with SWC_ECANCELED). */
 void docker_http_cancel_all(struct docker *d);
