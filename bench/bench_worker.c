@@ -2,23 +2,30 @@
  * nothing. Each run is a forked child so RSS figures do not inherit the
  * previous run's heap.
  *
- *   sim: agent-side RSS with 100 simulated tasks running (worker + runners +
- *        task DB + sim executor); tasks per MiB at 10,000 tasks, for the whole
- *        worker and for the sim executor alone.
+ *   sim: RSS of a worker process (worker + runners + task DB + sim executor)
+ *        with 100 tasks running, split into anonymous memory and file-backed
+ *        pages (code of the executable and its libraries), and the same with
+ *        an idle Docker executor, i.e. with libcurl and its libraries loaded;
+ *        tasks per MiB at 10,000 tasks, for the whole worker and for the sim
+ *        executor alone. BENCH_VERBOSE=1 lists the biggest mappings (where
+ *        the RSS goes). The benchmark itself links no library the worker
+ *        does not (no libcurl: the raw API calls below use a plain socket).
  *   docker (needs DOCKER_HOST=unix:///path, image localbusybox:latest):
  *        latency from an assignment received to POST /containers/create issued
  *        (p50/p99); container starts/s with 8 tasks in flight through the
- *        worker vs raw Engine API create+start from 8 threads, same run.
- * BENCH_RUNS (default 3) sets the number of runs; BENCH_SKIP_SIM=1 runs only
- * the docker part. */
+ *        worker vs raw Engine API create+start from 8 threads, in pairs (one
+ *        of each per run, alternating which goes first), the ratio of each
+ *        pair, and the Engine API requests the worker makes per start.
+ * BENCH_RUNS (default 3; at least 5 pairs for the ratio) sets the number of
+ * runs; BENCH_SKIP_SIM=1 runs only the docker part. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <curl/curl.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -47,6 +54,54 @@ static long rss_kib(void)
         fclose(f);
     }
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* One field (kB) of /proc/self/smaps_rollup, e.g. "Anonymous:"; 0 if absent. */
+static long rollup_kib(const char *field)
+{
+    char line[256];
+    long v = 0;
+    size_t n = strlen(field);
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, field, n) == 0) {
+            v = atol(line + n);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+/* BENCH_VERBOSE=1: print the mappings holding the most resident memory
+ * (where the RSS goes), to stderr. */
+static void dump_top_mappings(void)
+{
+    char line[512], name[512] = "";
+    FILE *f;
+    if (getenv("BENCH_VERBOSE") == NULL || (f = fopen("/proc/self/smaps", "r")) == NULL) {
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        long kb;
+        if (strchr(line, '-') != NULL && strchr(line, ':') == NULL) {
+            continue;
+        }
+        if (line[0] >= '0' && line[0] <= '9' && strchr(line, '-') < strchr(line, ' ')) {
+            char *sp = strrchr(line, ' ');
+            snprintf(name, sizeof(name), "%s", sp ? sp + 1 : "?");
+            name[strcspn(name, "\n")] = '\0';
+            if (name[0] == '\0') {
+                snprintf(name, sizeof(name), "[anon]");
+            }
+        } else if (sscanf(line, "Rss: %ld kB", &kb) == 1 && kb >= 64) {
+            fprintf(stderr, "    rss %6ld KiB  %s\n", kb, name);
+        }
+    }
+    fclose(f);
 }
 
 /* Run fn in a child; it writes up to MAXS doubles; returns how many. */
@@ -125,6 +180,9 @@ struct ctx {
     int64_t t_assign[64];
     double lat_ms[64];
     int nids, nlat;
+    /* throughput bench: Engine API requests issued while counting */
+    bool counting;
+    int nreq;
 };
 
 static void status_cb(void *data, const char *task_id, const Swarmc__TaskStatus *st)
@@ -298,10 +356,12 @@ static bool enough_running(struct ctx *c)
     return c->running >= want_running;
 }
 
+static bool with_docker_loaded; /* also start an (idle) Docker executor */
+
 static int sim_worker_n(int n, double *out)
 {
     struct ctx c;
-    struct swc_exec *ex;
+    struct swc_exec *ex, *dex = NULL;
     struct swc_sim_config sc = {0};
     struct swc_err err = {0};
     long before;
@@ -311,6 +371,18 @@ static int sim_worker_n(int n, double *out)
     sc.node_id = c.node;
     swc_sim_init(&ex, &sc, &err);
     make(&c, ex);
+    if (with_docker_loaded) {
+        /* what a worker on the Docker executor carries on top: libcurl
+         * (dlopen) and its libraries; the socket need not exist */
+        struct swc_docker_config dc = {.loop = &c.loop,
+                                       .socket_path = "/nonexistent/docker.sock",
+                                       .node_id = c.node,
+                                       .no_events = true};
+        if (swc_docker_init(&dex, &dc, &err) != 0) {
+            fprintf(stderr, "docker executor: %s\n", err.msg);
+            dex = NULL;
+        }
+    }
     before = rss_kib();
     for (int i = 0; i < n; i++) {
         ts[i] = mk_task(&c, i + 1, RUNNING, NULL);
@@ -321,12 +393,26 @@ static int sim_worker_n(int n, double *out)
     run_until(&c, enough_running, 120000);
     out[0] = (double)(rss_kib() - before);
     out[1] = (double)rss_kib();
+    out[2] = (double)rollup_kib("Anonymous:");
+    out[3] = out[1] - out[2]; /* file-backed: code and data of the libraries */
+    if (n <= 100) {
+        dump_top_mappings();
+    }
+    if (dex != NULL) {
+        dex->ops->close(dex, exec_closed);
+    }
     ctx_close(&c);
-    return 2;
+    return 4;
 }
 
 static int sim_100(double *out)
 {
+    return sim_worker_n(100, out);
+}
+
+static int sim_100_docker(double *out)
+{
+    with_docker_loaded = true;
     return sim_worker_n(100, out);
 }
 
@@ -386,6 +472,9 @@ static void trace_cb(void *data, const char *method, const char *path)
 {
     struct ctx *c = data;
     const char *name;
+    if (c->counting && strncmp(path, "/events", 7) != 0) {
+        c->nreq++;
+    }
     if (strcmp(method, "POST") != 0 || strncmp(path, "/containers/create?name=", 24) != 0) {
         return;
     }
@@ -460,6 +549,7 @@ static int worker_starts(double *out)
     ctx_init(&c);
     make(&c, docker_exec(&c));
     t0 = swc_now_mono();
+    c.counting = true;
     while (c.running < total) {
         while (assigned < total && assigned - c.running < conc) {
             Swarmc__Task *t = mk_task(&c, assigned + 1, RUNNING, NULL);
@@ -472,63 +562,74 @@ static int worker_starts(double *out)
         }
     }
     out[0] = c.running / ((double)(swc_now_mono() - t0) / 1e9);
+    out[1] = c.running > 0 ? (double)c.nreq / c.running : 0; /* Engine API calls per start */
+    c.counting = false;
     remove_all(&c);
     ctx_close(&c);
-    return 1;
+    return 2;
 }
 
-/* raw Engine API: create + start, blocking curl in threads */
-static size_t sink(char *p, size_t s, size_t n, void *u)
-{
-    size_t len = s * n;
-    struct {
-        char buf[512];
-        size_t len;
-    } *b = u;
-    size_t take = len < sizeof(b->buf) - 1 - b->len ? len : sizeof(b->buf) - 1 - b->len;
-    memcpy(b->buf + b->len, p, take);
-    b->len += take;
-    b->buf[b->len] = '\0';
-    return len;
-}
-
+/* raw Engine API: create + start from threads, each call a blocking
+ * HTTP/1.0 exchange on a fresh unix socket connection (the engine closes it
+ * after the reply). No libcurl here: the benchmark must not map libraries
+ * the worker itself does not load, or the RSS figures above would carry
+ * them. Returns the HTTP status (0 on a transport error); out gets the start
+ * of the body. */
 static long raw_call(const char *method, const char *path, const char *json, char *out,
                      size_t outsz)
 {
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = NULL;
-    struct {
-        char buf[512];
-        size_t len;
-    } b = {{0}, 0};
-    char url[512];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char req[2048], resp[4096];
+    size_t len = 0;
     long st = 0;
-    snprintf(url, sizeof(url), "http://localhost/v1.41%s", path);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, sock);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    if (json != NULL) {
-        h = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+    int fd, n;
+    const char *body;
+
+    n = snprintf(req, sizeof(req),
+                 "%s /v1.41%s HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 method, path, json ? strlen(json) : 0, json ? json : "");
+    if (n < 0 || (size_t)n >= sizeof(req)) {
+        return 0;
     }
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(e) == CURLE_OK) {
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return 0;
     }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        write(fd, req, (size_t)n) != (ssize_t)n) {
+        close(fd);
+        return 0;
+    }
+    for (;;) {
+        ssize_t r = read(fd, resp + len, sizeof(resp) - 1 - len);
+        if (r <= 0) {
+            break;
+        }
+        len += (size_t)r;
+        if (len == sizeof(resp) - 1) {
+            char skip[4096]; /* keep only the start; drain the rest */
+            while (read(fd, skip, sizeof(skip)) > 0) {
+            }
+            break;
+        }
+    }
+    close(fd);
+    resp[len] = '\0';
+    if (sscanf(resp, "HTTP/%*s %ld", &st) != 1) {
+        st = 0;
+    }
+    body = strstr(resp, "\r\n\r\n");
     if (out != NULL) {
-        snprintf(out, outsz, "%s", b.buf);
+        snprintf(out, outsz, "%s", body ? body + 4 : "");
     }
     return st;
 }
 
 struct rawarg {
     int n;
+    int started;
     char ids[4][80];
     int nid;
 };
@@ -542,6 +643,7 @@ static void *raw_thread(void *arg)
                                "true,\"NetworkMode\":\"none\"}}";
     for (int i = 0; i < a->n; i++) {
         char out[512], path[160], *p;
+        long st;
         if (raw_call("POST", "/containers/create", body, out, sizeof(out)) != 201) {
             continue;
         }
@@ -551,8 +653,9 @@ static void *raw_thread(void *arg)
         }
         snprintf(a->ids[a->nid], sizeof(a->ids[0]), "%.64s", p + 6);
         snprintf(path, sizeof(path), "/containers/%s/start", a->ids[a->nid]);
-        raw_call("POST", path, NULL, NULL, 0);
-        a->nid++;
+        st = raw_call("POST", path, NULL, NULL, 0);
+        a->nid++; /* removed afterwards either way */
+        a->started += st == 204 || st == 304;
     }
     return NULL;
 }
@@ -570,7 +673,7 @@ static int raw_starts(double *out)
     }
     for (int i = 0; i < 8; i++) {
         pthread_join(th[i], NULL);
-        n += args[i].nid;
+        n += args[i].started;
     }
     out[0] = n / ((double)(swc_now_mono() - t0) / 1e9);
     for (int i = 0; i < 8; i++) {
@@ -581,6 +684,39 @@ static int raw_starts(double *out)
         }
     }
     return 1;
+}
+
+/* Worker vs raw API, side by side: each run does one of each (alternating
+ * which goes first, so a drift of the machine's load hits both alike) and
+ * the figure that matters is the ratio of the pair. */
+static void bench_paired(void)
+{
+    double w[MAXS], raw[MAXS], ratio[MAXS], reqs[MAXS];
+    int n = 0, pairs = runs < 5 ? 5 : runs;
+    for (int r = 0; r < pairs && n < MAXS; r++) {
+        double ow[MAXS], orw[MAXS];
+        int kw, kr;
+        if (r % 2 == 0) {
+            kw = in_child(worker_starts, ow);
+            kr = in_child(raw_starts, orw);
+        } else {
+            kr = in_child(raw_starts, orw);
+            kw = in_child(worker_starts, ow);
+        }
+        if (kw < 2 || kr < 1 || orw[0] <= 0) {
+            continue;
+        }
+        w[n] = ow[0];
+        reqs[n] = ow[1];
+        raw[n] = orw[0];
+        ratio[n] = ow[0] / orw[0];
+        n++;
+    }
+    print_stat("docker: starts/s, worker, 8 tasks in flight (16 per run)", "starts/s", w, n);
+    print_stat("docker: starts/s, raw Engine API create+start, 8 threads", "starts/s", raw, n);
+    print_stat("docker: worker / raw starts/s, same run (ratio)", "", ratio, n);
+    print_stat("docker: Engine API requests per start, worker", "req", reqs, n);
+    fflush(stdout);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -623,6 +759,9 @@ int main(void)
     }
     bench("sim: worker RSS growth, 100 tasks running", "KiB", sim_100, 0, false, 0);
     bench("sim: worker process RSS, 100 tasks running", "KiB", sim_100, 1, false, 0);
+    bench("sim:   of which anonymous (heap, stacks)", "KiB", sim_100, 2, false, 0);
+    bench("sim:   of which file-backed (libraries)", "KiB", sim_100, 3, false, 0);
+    bench("sim: same + idle Docker executor (libcurl loaded)", "KiB", sim_100_docker, 1, false, 0);
     /* tasks per MiB = 10000 / (delta KiB / 1024) */
     bench("sim: tasks per MiB, whole worker (10,000 tasks)", "tasks/MiB", sim_10k, 0, false,
           10000.0 * 1024.0);
@@ -635,9 +774,6 @@ docker:
         return 0;
     }
     bench("docker: assignment -> POST /containers/create issued", "ms", docker_latency, 0, true, 0);
-    bench("docker: starts/s, worker, 8 tasks in flight (16 per run)", "starts/s", worker_starts, 0,
-          false, 0);
-    bench("docker: starts/s, raw Engine API create+start, 8 threads", "starts/s", raw_starts, 0,
-          false, 0);
+    bench_paired();
     return 0;
 }

@@ -9,7 +9,11 @@
  * from ONE long-lived /events stream filtered to our node's containers and
  * to die/oom/health_status/destroy (health probes would otherwise flood it
  * with exec events); it reconnects with `since` so nothing is missed across a
- * reconnect. Every reply that is not what the Engine API promises becomes a
+ * short break. When the stream breaks the executor retries with backoff
+ * (200 ms doubling to 5 s, jittered), pings the engine before reopening it,
+ * and then emits SWC_EXEC_EV_RESYNC: a restarted engine replays nothing from
+ * before its restart, so the worker must compare its containers with its
+ * tasks. Every reply that is not what the Engine API promises becomes a
  * SWC_E* code with a message naming the operation and what Docker said. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -765,6 +769,7 @@ static int d_logs(struct swc_exec *ex, const char *cid, int tail, swc_exec_log_c
 /* ---------------------------------------------------------------- events */
 
 static void events_connect(struct docker *d);
+static void retry_cb(uv_timer_t *t);
 
 static void handle_event(struct docker *d, json_t *j)
 {
@@ -844,39 +849,129 @@ void docker_events_drain(struct docker *d)
     }
 }
 
+/* Reconnect delays: the first retry comes soon (the engine may only have
+ * closed the stream), then doubles up to a ceiling, with +-20 % jitter so a
+ * fleet of workers does not hammer a restarting engine in step. */
+#define RETRY_FIRST_MS 200
+#define RETRY_MAX_MS   5000
+
+static void schedule_retry(struct docker *d)
+{
+    uint64_t base = d->retry_ms ? d->retry_ms : RETRY_FIRST_MS;
+    uint64_t jitter = base / 5,
+             delay = base - jitter + (uint64_t)(swc_now_mono() % (2 * jitter + 1));
+    d->retry_ms = base * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : base * 2;
+    uv_timer_start(&d->retry_timer, retry_cb, delay, 0);
+}
+
 static void retry_cb(uv_timer_t *t)
 {
     events_connect(t->data);
 }
 
+/* The stream broke (or could not be opened): remember since when and why,
+ * then retry with backoff. */
+static void events_down(struct docker *d, const char *why)
+{
+    if (d->closing) {
+        return;
+    }
+    if (d->down_since == 0) {
+        d->down_since = swc_now_mono();
+        swc_warnf("docker", "events stream ended (%s); reconnecting with backoff", why);
+    } else {
+        swc_debugf("docker", "events stream still down (%s)", why);
+    }
+    schedule_retry(d);
+}
+
 static void events_done(struct dreq *q, int code)
 {
     struct docker *d = q->d;
+    char why[256];
     if (code != SWC_ECANCELED) {
         docker_events_drain(d); /* what arrived before the stream ended */
     }
     if (code == 0 && (q->status < 200 || q->status >= 300)) {
         code = dreq_http_error(q);
     }
+    snprintf(why, sizeof(why), "%s", code ? swc_err_msg(&q->err) : "closed by the engine");
     d->events = NULL;
-    if (!d->closing) {
-        swc_warnf("docker", "events stream ended (%s); reconnecting in 1s",
-                  code ? swc_err_msg(&q->err) : "closed by the engine");
-        uv_timer_start(&d->retry_timer, retry_cb, 1000, 0);
-    }
     dreq_free(q);
+    events_down(d, why);
+}
+
+/* The engine answers again: reopen the stream from where it stopped and tell
+ * the sink that events may have been lost meanwhile (a restarted engine
+ * replays nothing from before its restart). */
+static void probe_done(struct dreq *q, int code)
+{
+    struct docker *d = q->d;
+    char why[256];
+    d->probe = NULL;
+    if (code == 0 && (q->status < 200 || q->status >= 300)) {
+        code = dreq_http_error(q);
+    }
+    snprintf(why, sizeof(why), "%s", code ? swc_err_msg(&q->err) : "");
+    dreq_free(q);
+    if (code == SWC_ECANCELED || d->closing) {
+        return;
+    }
+    if (code != 0) {
+        events_down(d, why);
+        return;
+    }
+    {
+        int64_t since = d->down_since;
+        struct swc_exec_event ev = {0};
+        char msg[400];
+        double secs = (double)(swc_now_mono() - since) / 1e9;
+
+        d->retry_ms = 0;
+        d->down_since = 0; /* so that events_connect opens the stream itself */
+        events_connect(d);
+        if (d->events == NULL) {
+            d->down_since = since; /* not sent: still down, a retry is scheduled */
+            return;
+        }
+        snprintf(msg, sizeof(msg), "the Docker engine was unreachable for %.1f s", secs);
+        swc_infof("docker", "events stream reconnected after %.1f s; resynchronizing containers",
+                  secs);
+        ev.type = SWC_EXEC_EV_RESYNC;
+        ev.message = msg;
+        if (d->base.event_cb != NULL) {
+            d->base.event_cb(d->base.event_data, &ev);
+        }
+    }
 }
 
 static void events_connect(struct docker *d)
 {
     struct dreq *q;
     char filt[512], *e, path[1400];
-    if (d->closing || d->events != NULL) {
+    if (d->closing || d->events != NULL || d->probe != NULL) {
+        return;
+    }
+    if (d->down_since != 0) {
+        /* after a break, first make sure the engine answers (cheap), so the
+         * resync that follows runs against a live engine */
+        q = dreq_new(d, probe_done, "%s", "ping the engine");
+        if (q == NULL) {
+            schedule_retry(d);
+            return;
+        }
+        q->timeout_ns = 2 * SWC_NS_PER_SEC;
+        if (dreq_send(q, "GET", "/_ping", NULL) != 0) {
+            dreq_free(q);
+            schedule_retry(d);
+            return;
+        }
+        d->probe = q;
         return;
     }
     q = dreq_new(d, events_done, "%s", "events stream");
     if (q == NULL) {
-        uv_timer_start(&d->retry_timer, retry_cb, 1000, 0);
+        schedule_retry(d);
         return;
     }
     q->timeout_ns = 0;
@@ -888,7 +983,7 @@ static void events_connect(struct docker *d)
     e = docker_escape(filt);
     if (e == NULL) {
         dreq_free(q);
-        uv_timer_start(&d->retry_timer, retry_cb, 1000, 0);
+        schedule_retry(d);
         return;
     }
     if (d->events_since[0]) {
@@ -899,7 +994,7 @@ static void events_connect(struct docker *d)
     swc_free(e);
     if (dreq_send(q, "GET", path, NULL) != 0) {
         dreq_free(q);
-        uv_timer_start(&d->retry_timer, retry_cb, 1000, 0);
+        schedule_retry(d);
         return;
     }
     d->events = q;

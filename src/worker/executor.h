@@ -41,6 +41,9 @@ enum swc_exec_event_type {
     SWC_EXEC_EV_HEALTHY,   /* health check passed */
     SWC_EXEC_EV_UNHEALTHY, /* health check failed its retries */
     SWC_EXEC_EV_GONE,      /* the container was removed (not by us) */
+    SWC_EXEC_EV_RESYNC,    /* events may have been lost (the engine was unreachable and is
+                              back): no task_id; message says why. List the containers
+                              and compare them with the tasks. */
 };
 
 /* One lifecycle event; strings are valid only during the callback. */

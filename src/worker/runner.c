@@ -150,6 +150,8 @@ static void step_event(const struct swc_runner_input *in, bool want_stop,
 {
     int s = in->observed;
     const char *why = in->ev_msg != NULL && in->ev_msg[0] != '\0' ? in->ev_msg : "unknown error";
+    /* EXIT and GONE carry an optional detail (e.g. seen after an engine outage) */
+    const char *detail = in->ev_msg != NULL ? in->ev_msg : "";
 
     switch (in->ev) {
     case SWC_RUNNER_EV_NONE:
@@ -189,13 +191,15 @@ static void step_event(const struct swc_runner_input *in, bool want_stop,
             set_msg(out, false, "shutdown");
         } else if (in->oom) {
             out->next = S_FAILED;
-            set_msg(out, true, "container was OOM-killed (exit code %d)", in->exit_code);
+            set_msg(out, true, "container was OOM-killed (exit code %d)%s%s", in->exit_code,
+                    detail[0] ? "; " : "", detail);
         } else if (in->exit_code == 0) {
             out->next = S_COMPLETE;
-            set_msg(out, false, "finished");
+            set_msg(out, false, "finished%s%s", detail[0] ? "; " : "", detail);
         } else {
             out->next = S_FAILED;
-            set_msg(out, true, "task: non-zero exit (%d)", in->exit_code);
+            set_msg(out, true, "task: non-zero exit (%d)%s%s", in->exit_code, detail[0] ? "; " : "",
+                    detail);
         }
         break;
     case SWC_RUNNER_EV_HEALTHY:
@@ -219,6 +223,8 @@ static void step_event(const struct swc_runner_input *in, bool want_stop,
             out->exit_code = -1;
             if (out->next == S_SHUTDOWN) {
                 set_msg(out, false, "shutdown");
+            } else if (detail[0]) {
+                set_msg(out, true, "container is gone; %s", detail);
             } else {
                 set_msg(out, true, "container was removed behind swarmc's back");
             }
@@ -341,6 +347,7 @@ struct swc_runner {
     /* queued lifecycle events */
     bool ev_gone, ev_exit;
     int ev_exit_code;
+    char *ev_detail; /* optional detail for the queued gone/exit event */
     enum swc_runner_ev ev_health;
     void (*done_cb)(struct swc_runner *r, void *data);
     void *done_data;
@@ -439,6 +446,7 @@ static void runner_free(struct swc_runner *r)
     swarmc__task__free_unpacked(r->task, &swc_pb_allocator);
     swc_free(r->cid);
     swc_free(r->opmsg);
+    swc_free(r->ev_detail);
     swc_free(r);
 }
 
@@ -526,7 +534,9 @@ static void op_done(void *data, int code, const char *errmsg, const char *cid,
         r->started = true;
     }
     if (code == SWC_ENOENT && fail == SWC_RUNNER_EV_START_FAIL) {
-        r->opres = SWC_RUNNER_EV_GONE;
+        r->opres = SWC_RUNNER_EV_GONE; /* with the plain "removed behind our back" */
+        swc_free(r->opmsg);
+        r->opmsg = NULL;
     }
     swc_runner_kick(r);
 }
@@ -624,10 +634,12 @@ static void next_event(struct swc_runner *r, struct swc_runner_input *in)
         r->opres = SWC_RUNNER_EV_NONE;
     } else if (r->ev_gone) {
         in->ev = SWC_RUNNER_EV_GONE;
+        in->ev_msg = r->ev_detail;
         r->ev_gone = false;
         r->ev_exit = false;
     } else if (r->ev_exit) {
         in->ev = SWC_RUNNER_EV_EXIT;
+        in->ev_msg = r->ev_detail;
         in->exit_code = r->ev_exit_code;
         r->ev_exit = false;
     } else if (r->ev_health != SWC_RUNNER_EV_NONE) {
@@ -673,6 +685,10 @@ void swc_runner_kick(struct swc_runner *r)
             apply_state(r, &d);
         }
         issue(r, d.action);
+        if ((in.ev == SWC_RUNNER_EV_GONE || in.ev == SWC_RUNNER_EV_EXIT) && r->ev_detail) {
+            swc_free(r->ev_detail); /* consumed (apply_state copied the message) */
+            r->ev_detail = NULL;
+        }
         if (in.ev == SWC_RUNNER_EV_NONE && d.next == in.observed &&
             d.action == SWC_RUNNER_ACT_NONE && r->opres == SWC_RUNNER_EV_NONE && !r->ev_gone &&
             !r->ev_exit && r->ev_health == SWC_RUNNER_EV_NONE) {
@@ -696,6 +712,7 @@ void swc_runner_event(struct swc_runner *r, const struct swc_exec_event *ev)
     }
     switch (ev->type) {
     case SWC_EXEC_EV_NONE:
+    case SWC_EXEC_EV_RESYNC: /* the worker answers it with swc_runner_resync */
         return;
     case SWC_EXEC_EV_EXIT:
         r->ev_exit = true;
@@ -769,4 +786,37 @@ void swc_runner_adopt(struct swc_runner *r, const struct swc_exec_cstate *st)
     } else if (st->health == SWC_EXEC_HEALTH_UNHEALTHY) {
         r->ev_health = SWC_RUNNER_EV_UNHEALTHY;
     }
+}
+
+void swc_runner_resync(struct swc_runner *r, const struct swc_exec_cstate *st, const char *why)
+{
+    int s = r->task->status->state;
+    if (r->cid == NULL || r->removing || swc_runner_terminal(s) || s < S_READY) {
+        return; /* nothing of ours can have been missed */
+    }
+    if (st != NULL && st->running) {
+        /* still alive (e.g. live-restore): adopt it as it is */
+        r->started = true;
+        if (st->health == SWC_EXEC_HEALTH_HEALTHY) {
+            r->ev_health = SWC_RUNNER_EV_HEALTHY;
+        } else if (st->health == SWC_EXEC_HEALTH_UNHEALTHY) {
+            r->ev_health = SWC_RUNNER_EV_UNHEALTHY;
+        }
+        swc_runner_kick(r);
+        return;
+    }
+    if (st != NULL && !st->exited) {
+        return; /* created, not started: the runner's own start is still to come */
+    }
+    swc_free(r->ev_detail);
+    r->ev_detail = why != NULL && why[0] != '\0' ? swc_strdup(why) : NULL;
+    if (st == NULL) {
+        r->ev_gone = true;
+    } else {
+        r->started = true;
+        r->ev_exit = true;
+        r->ev_exit_code = st->exit_code;
+        r->oom = r->oom || st->oom_killed;
+    }
+    swc_runner_kick(r);
 }

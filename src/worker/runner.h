@@ -128,6 +128,14 @@ void swc_runner_kick(struct swc_runner *r);
  * away is fed as the matching event; NULL means the container is gone. */
 void swc_runner_adopt(struct swc_runner *r, const struct swc_exec_cstate *st);
 
+/* After the executor lost events for a while (SWC_EXEC_EV_RESYNC): what the
+ * container looks like now (NULL = it is gone). A container still running
+ * is kept; one that exited or vanished ends the task (FAILED, or COMPLETE for
+ * exit code 0) with why appended to the message ("container stopped while
+ * the Docker engine was unreachable ..."). Runners without a container or
+ * already finished ignore it. */
+void swc_runner_resync(struct swc_runner *r, const struct swc_exec_cstate *st, const char *why);
+
 /* Feed an executor lifecycle event for this task's container. */
 void swc_runner_event(struct swc_runner *r, const struct swc_exec_event *ev);
 

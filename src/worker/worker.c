@@ -9,7 +9,14 @@
  * health seen while we were away is fed to the runner), any other one is
  * removed. Runners created before that pass completes wait for it, so a
  * container is never created twice for one task. Without a state dir (fleet
- * mode) there is no task DB: tasks live only in memory. */
+ * mode) there is no task DB: tasks live only in memory.
+ *
+ * When the executor says events may have been lost (SWC_EXEC_EV_RESYNC: the
+ * Docker engine was unreachable and is back), the same listing runs again:
+ * each task that had a container when the listing was asked compares it with
+ * the engine's view (still running: kept; exited or gone: the task fails,
+ * naming the outage), and containers of tasks we no longer know are removed
+ * (their removal may have failed while the engine was down). */
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -27,8 +34,10 @@ struct entry {
     char id[64];
     struct swc_runner *r;
     bool removing;
-    bool seen; /* adoption pass: its container was listed */
-    bool keep; /* complete assignment set: the task is in it */
+    bool seen;        /* adoption pass: its container was listed */
+    bool keep;        /* complete assignment set: the task is in it */
+    char *resync_cid; /* resync pass: the container it had when the listing was asked */
+    size_t resync_at; /* resync pass: 1 + its index in the listing, 0 = not listed */
     struct swc_worker *w;
     UT_hash_handle hh;
 };
@@ -48,12 +57,15 @@ struct swc_worker {
     void (*close_cb)(void *data);
     void *close_data;
     int orphans_inflight;
+    bool resyncing;    /* a resync listing is in flight */
+    bool resync_again; /* another resync was asked meanwhile */
+    char resync_why[400];
     bool closed; /* close finished: free once nothing points at w any more */
 };
 
 static void maybe_free(struct swc_worker *w)
 {
-    if (w->closed && w->orphans_inflight == 0 && !w->starting) {
+    if (w->closed && w->orphans_inflight == 0 && !w->starting && !w->resyncing) {
         swc_free(w);
     }
 }
@@ -82,11 +94,116 @@ static void resend_if_newer(struct swc_worker *w, struct entry *e, const Swarmc_
     }
 }
 
+static void resync(struct swc_worker *w);
+static void orphan_removed_cb(void *data, int code, const char *errmsg, const char *cid);
+
+static void free_entry(struct entry *e)
+{
+    swc_free(e->resync_cid);
+    swc_free(e);
+}
+
+static void resync_list_cb(void *data, int code, const char *errmsg,
+                           const struct swc_exec_cstate *list, size_t n)
+{
+    struct swc_worker *w = data;
+    struct entry *e, *tmp;
+    char why[512];
+
+    w->resyncing = false;
+    if (w->closing) {
+        maybe_free(w);
+        return;
+    }
+    if (code != 0) {
+        /* the engine went away again: its next reconnect asks again */
+        swc_warnf("worker", "resynchronize containers: %s", errmsg ? errmsg : swc_strerror(code));
+    } else {
+        snprintf(why, sizeof(why), "container stopped while %s", w->resync_why);
+        for (size_t i = 0; i < n; i++) {
+            e = NULL;
+            if (list[i].task_id == NULL || list[i].task_id[0] == '\0') {
+                continue;
+            }
+            HASH_FIND_STR(w->tasks, list[i].task_id, e);
+            if (e != NULL) {
+                if (e->resync_cid != NULL && strcmp(e->resync_cid, list[i].container_id) == 0) {
+                    e->resync_at = i + 1;
+                }
+            } else if (w->cfg.exec->ops->remove(w->cfg.exec, list[i].container_id,
+                                                orphan_removed_cb, w) == 0) {
+                /* e.g. its task was removed while the engine could not be reached */
+                swc_infof("worker", "removing container %s of unknown task %s",
+                          list[i].container_id, list[i].task_id);
+                w->orphans_inflight++;
+            }
+        }
+        HASH_ITER(hh, w->tasks, e, tmp)
+        {
+            char *cid = e->resync_cid;
+            size_t at = e->resync_at;
+            e->resync_cid = NULL;
+            e->resync_at = 0;
+            if (cid == NULL || e->removing || swc_runner_container_id(e->r) == NULL ||
+                strcmp(swc_runner_container_id(e->r), cid) != 0) {
+                swc_free(cid); /* no container then, or a new one since: not ours to judge */
+                continue;
+            }
+            swc_free(cid);
+            /* may report a status; e stays */
+            swc_runner_resync(e->r, at > 0 ? &list[at - 1] : NULL, why);
+        }
+    }
+    if (w->resync_again) {
+        w->resync_again = false;
+        resync(w);
+    }
+}
+
+/* Events may have been lost: list our containers and let every runner
+ * compare what it believes with what the engine has. Only runners that had
+ * a container when the listing was asked are judged, so a container created
+ * while the listing is in flight is not mistaken for a vanished one. */
+static void resync(struct swc_worker *w)
+{
+    struct entry *e, *tmp;
+    int rc;
+    if (w->closing || !w->adopted) {
+        return; /* the start-up adoption pass covers it */
+    }
+    if (w->resyncing) {
+        w->resync_again = true;
+        return;
+    }
+    HASH_ITER(hh, w->tasks, e, tmp)
+    {
+        const char *cid = swc_runner_container_id(e->r);
+        swc_free(e->resync_cid);
+        e->resync_cid = cid != NULL ? swc_strdup(cid) : NULL;
+        e->resync_at = 0;
+    }
+    rc = w->cfg.exec->ops->list(w->cfg.exec, resync_list_cb, w);
+    if (rc != 0) {
+        swc_warnf("worker", "resynchronize containers: %s", swc_strerror(rc));
+        return;
+    }
+    w->resyncing = true;
+}
+
 static void exec_event_cb(void *data, const struct swc_exec_event *ev)
 {
     struct swc_worker *w = data;
     struct entry *e = NULL;
-    if (ev->task_id == NULL || w->closing) {
+    if (w->closing) {
+        return;
+    }
+    if (ev->type == SWC_EXEC_EV_RESYNC) {
+        snprintf(w->resync_why, sizeof(w->resync_why), "%s",
+                 ev->message != NULL ? ev->message : "the executor lost events");
+        resync(w);
+        return;
+    }
+    if (ev->task_id == NULL) {
         return;
     }
     HASH_FIND_STR(w->tasks, ev->task_id, e);
@@ -261,7 +378,7 @@ static void runner_removed_cb(struct swc_runner *r, void *data)
     }
     HASH_DEL(w->tasks, e);
     w->ntasks--;
-    swc_free(e);
+    free_entry(e);
     /* the runner frees itself after this callback */
 }
 
@@ -432,7 +549,7 @@ void swc_worker_close(struct swc_worker *w, void (*close_cb)(void *data), void *
     {
         HASH_DEL(w->tasks, e);
         swc_runner_destroy(e->r);
-        swc_free(e);
+        free_entry(e);
     }
     w->ntasks = 0;
     swc_taskdb_close(w->db);

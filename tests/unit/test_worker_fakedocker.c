@@ -61,6 +61,7 @@ static struct {
     struct fault fault2; /* a second broken endpoint */
     char last_create[8192];
     int ncreate;
+    int ndelete_orphan; /* DELETE /containers/orphan1 requests */
 } fk;
 
 static void send_all(int fd, const char *p, size_t n)
@@ -151,6 +152,11 @@ static void *conn_thread(void *arg)
         pthread_mutex_lock(&fk.mu);
         snprintf(fk.last_create, sizeof(fk.last_create), "%s", hend + 4);
         fk.ncreate++;
+        pthread_mutex_unlock(&fk.mu);
+    }
+    if (strncmp(buf, "DELETE /v1.41/containers/orphan1", 32) == 0) {
+        pthread_mutex_lock(&fk.mu);
+        fk.ndelete_orphan++;
         pthread_mutex_unlock(&fk.mu);
     }
     for (int k = 0; k < 2; k++) {
@@ -581,12 +587,42 @@ static void test_start_dropped(void **state)
 
 /* ---------------------------------------------------------------- events */
 
+/* Cut the open /events connection, as a dying engine does. */
+static void fake_drop_events(void)
+{
+    pthread_mutex_lock(&fk.mu);
+    if (fk.events_fd >= 0) {
+        shutdown(fk.events_fd, SHUT_RDWR);
+        fk.events_fd = -1;
+    }
+    pthread_mutex_unlock(&fk.mu);
+}
+
+static bool orphan_removed(struct fx *f, const void *a)
+{
+    bool yes;
+    pthread_mutex_lock(&fk.mu);
+    yes = fk.ndelete_orphan > 0;
+    pthread_mutex_unlock(&fk.mu);
+    return yes;
+}
+
+static bool events_open(struct fx *f, const void *a)
+{
+    bool open;
+    pthread_mutex_lock(&fk.mu);
+    open = fk.events_fd >= 0;
+    pthread_mutex_unlock(&fk.mu);
+    return open;
+}
+
 static void test_events(void **state)
 {
     struct fx *f = *state;
     int running = RUNNING, failed = FAILED;
     assign_task(f, new_task());
     assert_true(run_until(f, task_in, &running, 5000));
+    assert_true(run_until(f, events_open, NULL, 5000)); /* else the lines below go nowhere */
     /* garbage on the stream is skipped; an event for another node's container is ignored */
     fake_event("this is not json\n");
     fake_event("{\"Type\":\"container\",\"Action\":\"die\",\"Actor\":{\"ID\":\"other\","
@@ -597,6 +633,47 @@ static void test_events(void **state)
                "\"}},\"timeNano\":1700000000123456789}\n");
     assert_true(run_until(f, task_in, &failed, 5000));
     assert_non_null(strstr(swc_worker_task_status(f->w, TASK_ID)->err, "non-zero exit (5)"));
+}
+
+static void test_events_reconnect_resync(void **state)
+{
+    /* The engine dies under a running task and comes back without it: the
+     * stream reconnects (after failed pings, with backoff), the worker lists
+     * the containers again, fails the task, naming the outage, and removes
+     * a container of a task it no longer knows. */
+    struct fx *f = *state;
+    int running = RUNNING, failed = FAILED;
+    const Swarmc__TaskStatus *st;
+    static char body[512], raw[1024];
+    assign_task(f, new_task());
+    assert_true(run_until(f, task_in, &running, 5000));
+    assert_true(run_until(f, events_open, NULL, 5000));
+    fk.fault.match = "GET /v1.41/_ping"; /* the engine is still down for two pings */
+    fk.fault.raw = "";
+    fk.fault.times = 2;
+    fk.fault2.match = "GET /v1.41/containers/json";
+    /* our container exited meanwhile; another one belongs to a task we do not know */
+    snprintf(body, sizeof(body),
+             "[{\"Id\":\"" CID "\",\"State\":\"exited\",\"Status\":\"Exited (137) 1 second "
+             "ago\",\"Labels\":{\"swarmc.task.id\":\"" TASK_ID "\"}},"
+             "{\"Id\":\"orphan1\",\"State\":\"running\",\"Status\":\"Up 1 minute\","
+             "\"Labels\":{\"swarmc.task.id\":\"gonetask\"}}]");
+    snprintf(raw, sizeof(raw),
+             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             strlen(body), body);
+    fk.fault2.raw = raw;
+    fake_drop_events();
+    assert_true(run_until(f, task_in, &failed, 10000));
+    st = swc_worker_task_status(f->w, TASK_ID);
+    if (strstr(st->err, "non-zero exit (137)") == NULL ||
+        strstr(st->err, "Docker engine was unreachable") == NULL) {
+        fail_msg("message \"%s\" does not name the exit code and the engine outage", st->err);
+    }
+    assert_int_equal(fk.fault.hits, 2); /* it kept trying */
+    assert_true(fk.fault2.hits >= 1);
+    assert_true(run_until(f, events_open, NULL, 5000)); /* and the stream is open again */
+    assert_true(run_until(f, orphan_removed, NULL, 5000));
 }
 
 /* ---------------------------------------------------------------- direct executor ops */
@@ -808,6 +885,7 @@ int main(void)
         T(test_start_500),
         T(test_start_dropped),
         T(test_events),
+        T(test_events_reconnect_resync),
         T(test_logs_demux),
         T(test_describe_and_errors),
         T(test_create_body),

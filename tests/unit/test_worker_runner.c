@@ -1,9 +1,11 @@
 /* The task runner's pure step function: every allowed transition, the
- * refused ones, and the decisions for each executor event (no libuv). */
+ * refused ones, and the decisions for each executor event (no libuv); and
+ * the runner object's resync after an engine outage (no executor calls). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -184,6 +186,106 @@ static void test_gone(void **state)
     assert_true(d.drop_container);
 }
 
+static void test_event_detail(void **state)
+{
+    /* an exit or disappearance seen after an engine outage says so */
+    struct swc_runner_input in = {.desired = RUNNING,
+                                  .observed = RUNNING,
+                                  .has_container = true,
+                                  .started = true,
+                                  .ev = SWC_RUNNER_EV_EXIT,
+                                  .exit_code = 255,
+                                  .ev_msg = "container stopped while the engine was down"};
+    struct swc_runner_decision d = step_in(in);
+    assert_int_equal(d.next, FAILED);
+    assert_string_equal(d.msg, "task: non-zero exit (255); container stopped while the engine "
+                               "was down");
+    in.ev = SWC_RUNNER_EV_GONE;
+    d = step_in(in);
+    assert_int_equal(d.next, FAILED);
+    assert_string_equal(d.msg, "container is gone; container stopped while the engine was down");
+}
+
+/* ---------------------------------------------------------------- resync (runner object) */
+
+struct seen {
+    int n;
+    int state;
+    char err[256];
+};
+
+static void seen_cb(struct swc_runner *r, const char *task_id, const Swarmc__TaskStatus *st,
+                    void *data)
+{
+    struct seen *s = data;
+    s->n++;
+    s->state = st->state;
+    snprintf(s->err, sizeof(s->err), "%s", st->err ? st->err : "");
+}
+
+/* A runner already RUNNING with container c1; the executor is never called
+ * (its vtable is empty: a call would crash the test). */
+static struct swc_runner *running_runner(struct seen *s, int observed)
+{
+    static const struct swc_exec_ops no_ops = {.name = "none"};
+    static struct swc_exec ex = {.ops = &no_ops};
+    struct swc_runner_config cfg = {.exec = &ex, .status_cb = seen_cb, .data = s};
+    Swarmc__Task t = SWARMC__TASK__INIT;
+    Swarmc__TaskStatus st = SWARMC__TASK_STATUS__INIT;
+    struct swc_runner *r;
+    t.id = "task1";
+    t.desired_state = RUNNING;
+    st.state = observed;
+    st.container_id = "c1";
+    t.status = &st;
+    r = swc_runner_create(&cfg, &t, NULL);
+    assert_non_null(r);
+    return r;
+}
+
+static void test_resync(void **state)
+{
+    struct seen s = {0};
+    struct swc_runner *r = running_runner(&s, RUNNING);
+    struct swc_exec_cstate alive = {.container_id = "c1", .task_id = "task1", .running = true};
+    struct swc_exec_cstate dead = {
+        .container_id = "c1", .task_id = "task1", .exited = true, .exit_code = 255};
+    struct swc_exec_cstate created = {.container_id = "c1", .task_id = "task1"};
+
+    /* still running (live-restore): adopted, nothing reported */
+    swc_runner_resync(r, &alive, "while the engine was down");
+    assert_int_equal(swc_runner_observed(r), RUNNING);
+    assert_int_equal(s.n, 0);
+    /* exited meanwhile: failed, with the exit code and the cause */
+    swc_runner_resync(r, &dead, "container stopped while the engine was down");
+    assert_int_equal(swc_runner_observed(r), FAILED);
+    assert_int_equal(s.state, FAILED);
+    assert_non_null(strstr(s.err, "non-zero exit (255)"));
+    assert_non_null(strstr(s.err, "while the engine was down"));
+    /* a finished task ignores later resyncs */
+    s.n = 0;
+    swc_runner_resync(r, NULL, "again");
+    assert_int_equal(s.n, 0);
+    swc_runner_destroy(r);
+
+    /* vanished: failed, naming the cause */
+    memset(&s, 0, sizeof(s));
+    r = running_runner(&s, RUNNING);
+    swc_runner_resync(r, NULL, "container stopped while the engine was down");
+    assert_int_equal(swc_runner_observed(r), FAILED);
+    assert_non_null(strstr(s.err, "container is gone; container stopped"));
+    assert_null(swc_runner_container_id(r));
+    swc_runner_destroy(r);
+
+    /* created but not started yet: its own start is still to come */
+    memset(&s, 0, sizeof(s));
+    r = running_runner(&s, READY);
+    swc_runner_resync(r, &created, "x");
+    assert_int_equal(swc_runner_observed(r), READY);
+    assert_int_equal(s.n, 0);
+    swc_runner_destroy(r);
+}
+
 static void test_shutdown_flow(void **state)
 {
     struct swc_runner_input in = {
@@ -340,6 +442,8 @@ int main(void)
         cmocka_unit_test(test_healthcheck),
         cmocka_unit_test(test_oom),
         cmocka_unit_test(test_gone),
+        cmocka_unit_test(test_event_detail),
+        cmocka_unit_test(test_resync),
         cmocka_unit_test(test_shutdown_flow),
         cmocka_unit_test(test_shutdown_before_start),
         cmocka_unit_test(test_finished_keeps_container),
