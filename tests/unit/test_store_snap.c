@@ -17,34 +17,7 @@
 
 static void fill(struct swc_store *s, int ntasks, int nservices)
 {
-    struct swc_store_txn t;
-    char id[26], svc[26], node[26];
-    uint64_t index = swc_store_index(s);
-    for (int base = 0; base < ntasks; base += 1000) {
-        assert_int_equal(swc_store_txn_init(&t, 1, "1"), 0);
-        for (int i = base; i < base + 1000 && i < ntasks; i++) {
-            tid(id, 't', (unsigned long)i);
-            tid(svc, 's', (unsigned long)(i % nservices));
-            tid(node, 'n', (unsigned long)(i % 97));
-            assert_int_equal(txn_task(&t, A_CREATE, id, svc, node, (uint64_t)(i / nservices) + 1,
-                                      ST_RUNNING, i % 3 ? ST_RUNNING : ST_PENDING, 0),
-                             0);
-        }
-        if (base == 0) {
-            for (int i = 0; i < nservices; i++) {
-                char name[32];
-                tid(svc, 's', (unsigned long)i);
-                snprintf(name, sizeof(name), "svc-%d", i);
-                txn_named(&t, A_CREATE, K_SERVICE, svc, name, 0);
-            }
-            txn_named(&t, A_CREATE, K_SECRET, "x000000000000000000000001", "tls-key", 0);
-            txn_named(&t, A_CREATE, K_NODE, "n000000000000000000000001", "", 0);
-            txn_named(&t, A_CREATE, K_NETWORK, "w000000000000000000000001", "ingress", 0);
-        }
-        struct results r;
-        assert_int_equal(apply1(s, ++index, &t, &r), 0);
-        assert_int_equal(r.code[0], 0);
-    }
+    assert_int_equal(fill_store(s, ntasks, nservices), 0);
 }
 
 static int restores;

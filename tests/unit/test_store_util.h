@@ -306,4 +306,45 @@ static inline bool store_equal(const struct swc_store *a, const struct swc_store
     return true;
 }
 
+/* Fill s with ntasks tasks spread over nservices services and 97 nodes (a
+ * third of them pending), the services named svc-N, one secret, one node and
+ * one network, applied 1,000 tasks per entry; 0, or -1 on any failure. */
+static inline int fill_store(struct swc_store *s, int ntasks, int nservices)
+{
+    struct swc_store_txn t;
+    char id[26], svc[26], node[26];
+    uint64_t index = swc_store_index(s);
+    for (int base = 0; base < ntasks; base += 1000) {
+        if (swc_store_txn_init(&t, 1, "1") != 0) {
+            return -1;
+        }
+        for (int i = base; i < base + 1000 && i < ntasks; i++) {
+            tid(id, 't', (unsigned long)i);
+            tid(svc, 's', (unsigned long)(i % nservices));
+            tid(node, 'n', (unsigned long)(i % 97));
+            if (txn_task(&t, A_CREATE, id, svc, node, (uint64_t)(i / nservices) + 1, ST_RUNNING,
+                         i % 3 ? ST_RUNNING : ST_PENDING, 0) != 0) {
+                swc_store_txn_free(&t);
+                return -1;
+            }
+        }
+        if (base == 0) {
+            for (int i = 0; i < nservices; i++) {
+                char name[32];
+                tid(svc, 's', (unsigned long)i);
+                snprintf(name, sizeof(name), "svc-%d", i);
+                txn_named(&t, A_CREATE, K_SERVICE, svc, name, 0);
+            }
+            txn_named(&t, A_CREATE, K_SECRET, "x000000000000000000000001", "tls-key", 0);
+            txn_named(&t, A_CREATE, K_NODE, "n000000000000000000000001", "", 0);
+            txn_named(&t, A_CREATE, K_NETWORK, "w000000000000000000000001", "ingress", 0);
+        }
+        struct results r = {0};
+        if (apply1(s, ++index, &t, &r) != 0 || r.code[0] != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 #endif
