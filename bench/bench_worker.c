@@ -5,11 +5,11 @@
  *   sim: RSS of a worker process (worker + runners + task DB + sim executor)
  *        with 100 tasks running, split into anonymous memory and file-backed
  *        pages (code of the executable and its libraries), and the same with
- *        an idle Docker executor, i.e. with libcurl and its libraries loaded;
+ *        an idle Docker executor (its own HTTP client: no extra library);
  *        tasks per MiB at 10,000 tasks, for the whole worker and for the sim
  *        executor alone. BENCH_VERBOSE=1 lists the biggest mappings (where
  *        the RSS goes). The benchmark itself links no library the worker
- *        does not (no libcurl: the raw API calls below use a plain socket).
+ *        does not (the raw API calls below use a plain socket).
  *   docker (needs DOCKER_HOST=unix:///path, image localbusybox:latest):
  *        latency from an assignment received to POST /containers/create issued
  *        (p50/p99); container starts/s with 8 tasks in flight through the
@@ -372,8 +372,8 @@ static int sim_worker_n(int n, double *out)
     swc_sim_init(&ex, &sc, &err);
     make(&c, ex);
     if (with_docker_loaded) {
-        /* what a worker on the Docker executor carries on top: libcurl
-         * (dlopen) and its libraries; the socket need not exist */
+        /* what a worker on the Docker executor carries on top (once it
+         * carried libcurl and ~26 libraries); the socket need not exist */
         struct swc_docker_config dc = {.loop = &c.loop,
                                        .socket_path = "/nonexistent/docker.sock",
                                        .node_id = c.node,
@@ -571,7 +571,7 @@ static int worker_starts(double *out)
 
 /* raw Engine API: create + start from threads, each call a blocking
  * HTTP/1.0 exchange on a fresh unix socket connection (the engine closes it
- * after the reply). No libcurl here: the benchmark must not map libraries
+ * after the reply). A plain socket: the benchmark must not map libraries
  * the worker itself does not load, or the RSS figures above would carry
  * them. Returns the HTTP status (0 on a transport error); out gets the start
  * of the body. */
@@ -761,7 +761,7 @@ int main(void)
     bench("sim: worker process RSS, 100 tasks running", "KiB", sim_100, 1, false, 0);
     bench("sim:   of which anonymous (heap, stacks)", "KiB", sim_100, 2, false, 0);
     bench("sim:   of which file-backed (libraries)", "KiB", sim_100, 3, false, 0);
-    bench("sim: same + idle Docker executor (libcurl loaded)", "KiB", sim_100_docker, 1, false, 0);
+    bench("sim: same + idle Docker executor loaded", "KiB", sim_100_docker, 1, false, 0);
     /* tasks per MiB = 10000 / (delta KiB / 1024) */
     bench("sim: tasks per MiB, whole worker (10,000 tasks)", "tasks/MiB", sim_10k, 0, false,
           10000.0 * 1024.0);

@@ -817,7 +817,7 @@ static void handle_event(struct docker *d, json_t *j)
     }
 }
 
-/* Inside curl's write callback: only buffer; docker_events_drain parses. */
+/* Inside a parse step: only buffer; docker_events_drain parses. */
 static bool events_stream(struct dreq *q, const char *p, size_t n)
 {
     if (swc_buf_append(&q->acc, p, n) != 0) {
@@ -1042,8 +1042,6 @@ static void global_init(void)
     static bool done;
     if (!done) {
         done = true;
-        curl_global_init_mem(CURL_GLOBAL_DEFAULT, swc_malloc, swc_free, swc_realloc, swc_strdup,
-                             swc_calloc);
         json_set_alloc_funcs(swc_malloc, swc_free);
     }
 }

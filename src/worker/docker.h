@@ -1,6 +1,6 @@
 /* The Docker executor: the only code that knows the Docker Engine API (v1.41).
- * It speaks HTTP over the engine's unix socket with libcurl's multi interface
- * driven by the libuv loop, keeps one long-lived /events stream for exits,
+ * It speaks HTTP/1.1 over the engine's unix socket with its own small client
+ * on the libuv loop (docker_http.c), keeps one long-lived /events stream for exits,
  * OOM kills and health changes, and maps every bad reply to a clear error. */
 #ifndef SWC_WORKER_DOCKER_H
 #define SWC_WORKER_DOCKER_H

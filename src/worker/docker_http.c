@@ -1,149 +1,54 @@
 /* HTTP to the Docker engine over its unix socket (see docker_int.h).
  *
- * libcurl's multi interface does the HTTP; the libuv loop does the waiting:
- * curl tells us which sockets to watch (one uv_poll_t each) and when to call
- * it back (one uv_timer_t), and we hand readiness back with
- * curl_multi_socket_action. Finished exchanges are collected with
- * curl_multi_info_read and their done callbacks run from there, so no
- * callback ever runs inside the call that started the exchange, nor inside a
- * curl callback (where libcurl refuses new requests). Replies are
- * capped (16 MiB) so a runaway engine cannot eat the worker's memory.
+ * Our own small HTTP/1.1 client on the libuv loop, enough for the Engine
+ * API: every exchange opens its own connection (struct dconn: a uv_pipe_t
+ * plus a uv_timer_t for its deadline), writes the whole request with one
+ * uv_write and asks the engine to close the connection after the reply. What
+ * comes back goes through the pure parser in http_parse.c one read at a
+ * time; body pieces are buffered on the dreq (capped, so a runaway engine
+ * cannot eat the worker's memory) or, for a 2xx reply to a streaming
+ * exchange (/events, logs), handed to q->stream as they are decoded.
  *
- * libcurl is not linked: it is loaded with dlopen the first time a Docker
- * executor starts, and its entry points are called through the table `cu`.
- * libcurl drags in ~26 more shared libraries (TLS, Kerberos, LDAP, ...), and
- * mapping them cost every CLI command (the same executable) more time than
- * the command itself. The headers are still used for types and constants,
- * so the table's types are checked against them. */
-#include <dlfcn.h>
-#include <pthread.h>
+ * A connection outlives its exchange: when the reply is complete, fails,
+ * times out or is canceled, the dreq is detached first (so its done callback
+ * may free it or send it again), then the connection's handles are closed
+ * and its memory freed in their close callbacks. The executor counts those
+ * closing connections and finishes its own close only when the last one is
+ * gone. Done callbacks never run inside dreq_send: even a refused connection
+ * (no engine, socket missing) reports through the connect callback, at once
+ * rather than after a connect timeout.
+ *
+ * This replaced libcurl, which for plain HTTP over a unix socket brought
+ * ~8 MiB of resident libraries (TLS, Kerberos, PKCS#11) into every worker. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "worker/docker_int.h"
+#include "worker/http_parse.h"
 
-#undef curl_global_init_mem /* docker_int.h points docker.c at our loader */
+#define READ_BUF (16u << 10)
 
-#define MAX_BODY       (16u << 20)
-#define LIBCURL_SONAME "libcurl.so.4"
-
-/* libcurl's entry points, filled once by docker_curl_global_init_mem.
- * Written under cu_mu before `loaded` is set; read without it afterwards (an
- * executor exists only once docker_http_init saw the table loaded, under the
- * same mutex). */
-static struct {
-    bool loaded;
-    void *dl;
-    __typeof__(&curl_global_init_mem) global_init_mem;
-    __typeof__(&curl_easy_init) easy_init;
-    __typeof__(&curl_easy_cleanup) easy_cleanup;
-    __typeof__(&curl_easy_reset) easy_reset;
-    __typeof__(&curl_easy_setopt) easy_setopt;
-    __typeof__(&curl_easy_getinfo) easy_getinfo;
-    __typeof__(&curl_easy_strerror) easy_strerror;
-    __typeof__(&curl_multi_init) multi_init;
-    __typeof__(&curl_multi_cleanup) multi_cleanup;
-    __typeof__(&curl_multi_setopt) multi_setopt;
-    __typeof__(&curl_multi_add_handle) multi_add_handle;
-    __typeof__(&curl_multi_remove_handle) multi_remove_handle;
-    __typeof__(&curl_multi_assign) multi_assign;
-    __typeof__(&curl_multi_info_read) multi_info_read;
-    __typeof__(&curl_multi_socket_action) multi_socket_action;
-    __typeof__(&curl_slist_append) slist_append;
-    __typeof__(&curl_slist_free_all) slist_free_all;
-} cu;
-static pthread_mutex_t cu_mu = PTHREAD_MUTEX_INITIALIZER;
-static char cu_errmsg[SWC_ERRMSG_SIZE]; /* why the last load failed */
-
-/* Open libcurl and resolve every entry point; false (cu_errmsg set) if the
- * library or one of its symbols is missing. Called with cu_mu held. */
-static bool curl_open(void)
-{
-    const char *name = getenv("SWC_LIBCURL"); /* tests and odd distributions */
-    void *dl;
-    const char *missing = NULL;
-
-    if (name == NULL || name[0] == '\0') {
-        name = LIBCURL_SONAME;
-    }
-    dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL) {
-        const char *why = dlerror();
-        snprintf(cu_errmsg, sizeof(cu_errmsg),
-                 "docker executor: cannot load libcurl (%s): %s; the Docker executor needs "
-                 "libcurl 7.40 or later (Debian: apt-get install libcurl4)",
-                 name, why != NULL ? why : "dlopen failed");
-        return false;
-    }
-#define SYM(field, sym)                                                                            \
-    do {                                                                                           \
-        if (missing == NULL && (cu.field = (__typeof__(cu.field))dlsym(dl, #sym)) == NULL) {       \
-            missing = #sym;                                                                        \
-        }                                                                                          \
-    } while (0)
-    SYM(global_init_mem, curl_global_init_mem);
-    SYM(easy_init, curl_easy_init);
-    SYM(easy_cleanup, curl_easy_cleanup);
-    SYM(easy_reset, curl_easy_reset);
-    SYM(easy_setopt, curl_easy_setopt);
-    SYM(easy_getinfo, curl_easy_getinfo);
-    SYM(easy_strerror, curl_easy_strerror);
-    SYM(multi_init, curl_multi_init);
-    SYM(multi_cleanup, curl_multi_cleanup);
-    SYM(multi_setopt, curl_multi_setopt);
-    SYM(multi_add_handle, curl_multi_add_handle);
-    SYM(multi_remove_handle, curl_multi_remove_handle);
-    SYM(multi_assign, curl_multi_assign);
-    SYM(multi_info_read, curl_multi_info_read);
-    SYM(multi_socket_action, curl_multi_socket_action);
-    SYM(slist_append, curl_slist_append);
-    SYM(slist_free_all, curl_slist_free_all);
-#undef SYM
-    if (missing != NULL) {
-        snprintf(cu_errmsg, sizeof(cu_errmsg),
-                 "docker executor: %s has no %s: the Docker executor needs libcurl 7.40 or later",
-                 name, missing);
-        dlclose(dl);
-        memset(&cu, 0, sizeof(cu));
-        return false;
-    }
-    cu.dl = dl;
-    return true;
-}
-
-CURLcode docker_curl_global_init_mem(long flags, curl_malloc_callback m, curl_free_callback f,
-                                     curl_realloc_callback r, curl_strdup_callback s,
-                                     curl_calloc_callback c)
-{
-    CURLcode rc = CURLE_OK;
-    pthread_mutex_lock(&cu_mu);
-    if (!cu.loaded) {
-        /* a failed load is not remembered: the next executor tries again */
-        if (!curl_open()) {
-            rc = CURLE_FAILED_INIT;
-        } else if ((rc = cu.global_init_mem(flags, m, f, r, s, c)) != CURLE_OK) {
-            snprintf(cu_errmsg, sizeof(cu_errmsg), "docker executor: libcurl init failed: %s",
-                     cu.easy_strerror(rc));
-            dlclose(cu.dl);
-            memset(&cu, 0, sizeof(cu));
-        } else {
-            cu.loaded = true;
-        }
-    }
-    pthread_mutex_unlock(&cu_mu);
-    return rc;
-}
-
-struct sockctx {
-    uv_poll_t poll;
-    struct sockctx *prev, *next;
-    curl_socket_t fd;
+/* One exchange's connection. */
+struct dconn {
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    uv_connect_t creq;
+    uv_write_t wreq;
     struct docker *d;
+    struct dreq *q;     /* NULL once the exchange ended (the connection is closing) */
+    struct swc_buf out; /* the request bytes, kept until the write completes */
+    int open;           /* handles not yet closed */
+    int werr;           /* libuv error of the write, 0 if none */
+    bool streaming;     /* a 2xx reply to a streaming exchange */
+    struct swc_http_parser hp;
+    char rbuf[READ_BUF];
 };
 
 static void handle_closed(struct docker *d)
@@ -159,189 +64,195 @@ static void handle_closed(struct docker *d)
     }
 }
 
-static void sock_unlink(struct docker *d, struct sockctx *s)
+static void conn_closed_cb(uv_handle_t *h)
 {
-    if (s->prev) {
-        s->prev->next = s->next;
-    } else {
-        d->socks = s->next;
+    struct dconn *c = h->data;
+    struct docker *d = c->d;
+    if (--c->open > 0) {
+        return;
     }
-    if (s->next) {
-        s->next->prev = s->prev;
-    }
-    s->prev = s->next = NULL;
-}
-
-static void sock_closed_cb(uv_handle_t *h)
-{
-    struct sockctx *s = h->data;
-    struct docker *d = s->d;
-    swc_free(s);
+    swc_buf_free(&c->out);
+    swc_free(c);
     handle_closed(d);
 }
 
-static void check_done(struct docker *d)
+/* Detach the exchange from its connection and close the connection. */
+static struct dreq *detach(struct dconn *c)
 {
-    CURLMsg *m;
-    int left;
-    while (!d->closing && (m = cu.multi_info_read(d->multi, &left)) != NULL) {
-        struct dreq *q = NULL;
-        CURLcode res;
-        int code = 0;
-        if (m->msg != CURLMSG_DONE) {
-            continue;
-        }
-        res = m->data.result;
-        cu.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
-        cu.multi_remove_handle(d->multi, m->easy_handle);
+    struct dreq *q = c->q;
+    struct docker *d = c->d;
+    c->q = NULL;
+    if (q != NULL) {
+        q->conn = NULL;
         q->active = false;
-        /* unlink from the in-flight list */
         if (q->prev) {
             q->prev->next = q->next;
-        } else {
+        } else if (d->reqs == q) {
             d->reqs = q->next;
         }
         if (q->next) {
             q->next->prev = q->prev;
         }
         q->prev = q->next = NULL;
-        cu.easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->status);
-        if (q->err.code != 0) {
-            code = q->err.code; /* set by a stream consumer or the body cap */
-        } else if (res == CURLE_OK) {
-            code = 0;
-        } else if (res == CURLE_OPERATION_TIMEDOUT) {
-            code = swc_err_set(&q->err, SWC_ETIMEDOUT, "docker: %s: no reply in time", q->what);
-        } else if (res == CURLE_COULDNT_CONNECT) {
-            code = swc_err_set(&q->err, SWC_EUNAVAIL, "docker: %s: cannot connect to %s: %s",
-                               q->what, d->sock, cu.easy_strerror(res));
-        } else if (res == CURLE_PARTIAL_FILE || res == CURLE_RECV_ERROR ||
-                   (res == CURLE_GOT_NOTHING && q->status != 0)) {
-            code = swc_err_set(&q->err, SWC_EPROTO,
-                               "docker: %s: connection dropped in the middle of the reply (%s)",
-                               q->what, cu.easy_strerror(res));
-        } else if (res == CURLE_WEIRD_SERVER_REPLY || res == CURLE_GOT_NOTHING ||
-                   res == CURLE_BAD_CONTENT_ENCODING || res == CURLE_UNSUPPORTED_PROTOCOL) {
-            code =
-                swc_err_set(&q->err, SWC_EPROTO, "docker: %s: malformed reply from the engine (%s)",
-                            q->what, cu.easy_strerror(res));
-        } else {
-            code = swc_err_set(&q->err, SWC_EUNAVAIL, "docker: %s: %s", q->what,
-                               cu.easy_strerror(res));
-        }
-        q->done(q, code);
     }
+    uv_close((uv_handle_t *)&c->timer, conn_closed_cb);
+    uv_close((uv_handle_t *)&c->pipe, conn_closed_cb);
+    return q;
 }
 
-static void poll_cb(uv_poll_t *p, int status, int events)
+/* End the exchange with code (q->err already set when code != 0). */
+static void complete(struct dconn *c, int code)
 {
-    struct sockctx *s = p->data;
-    struct docker *d = s->d;
-    int flags = 0, running;
-    if (status < 0) {
-        flags = CURL_CSELECT_ERR;
-    } else {
-        if (events & UV_READABLE) {
-            flags |= CURL_CSELECT_IN;
-        }
-        if (events & UV_WRITABLE) {
-            flags |= CURL_CSELECT_OUT;
-        }
+    struct dreq *q = detach(c);
+    q->done(q, code);
+}
+
+static void fail(struct dconn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct dconn *c, int code, const char *fmt, ...)
+{
+    struct dreq *q = c->q;
+    char msg[SWC_ERRMSG_SIZE];
+    va_list ap;
+    if (q->err.code != 0) {
+        complete(c, q->err.code); /* a stream consumer said why first */
+        return;
     }
-    cu.multi_socket_action(d->multi, s->fd, flags, &running);
-    docker_events_drain(d);
-    check_done(d);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    swc_err_set(&q->err, code, "docker: %s: %s", q->what, msg);
+    complete(c, code);
 }
 
 static void timer_cb(uv_timer_t *t)
 {
-    struct docker *d = t->data;
-    int running;
-    cu.multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    docker_events_drain(d);
-    check_done(d);
+    struct dconn *c = t->data;
+    if (c->q != NULL) {
+        fail(c, SWC_ETIMEDOUT, "no reply in time");
+    }
 }
 
-static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *sockp)
+/* Feed one read to the parser and act on what it reports. */
+static void feed(struct dconn *c, const char *data, size_t len)
 {
-    struct docker *d = userp;
-    struct sockctx *s = sockp;
-    int events = 0;
-
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            uv_poll_stop(&s->poll);
-            cu.multi_assign(d->multi, fd, NULL);
-            sock_unlink(d, s);
-            uv_close((uv_handle_t *)&s->poll, sock_closed_cb);
+    while (c->q != NULL) {
+        struct dreq *q = c->q;
+        const char *piece;
+        size_t n;
+        switch (swc_http_step(&c->hp, &data, &len, &piece, &n)) {
+        case SWC_HTTP_MORE:
+            return;
+        case SWC_HTTP_HEAD:
+            q->status = c->hp.status;
+            c->streaming = q->stream != NULL && q->status >= 200 && q->status < 300;
+            if (c->streaming) {
+                c->hp.max_body = 0; /* the consumer bounds what it keeps */
+            }
+            break;
+        case SWC_HTTP_BODY:
+            if (c->streaming) {
+                bool go_on = q->stream(q, piece, n);
+                if (c->q == NULL) {
+                    return; /* the consumer closed the executor meanwhile */
+                }
+                if (!go_on) {
+                    fail(c, SWC_ECANCELED, "stream consumer gave up");
+                    return;
+                }
+            } else if (swc_buf_append(&q->body, piece, n) != 0) {
+                fail(c, SWC_ENOMEM, "out of memory");
+                return;
+            }
+            break;
+        case SWC_HTTP_DONE:
+            complete(c, 0);
+            return;
+        case SWC_HTTP_ERROR:
+            if (c->hp.code == SWC_ETOOBIG) {
+                fail(c, SWC_ETOOBIG, "%s", c->hp.err);
+            } else {
+                fail(c, SWC_EPROTO, "malformed reply from the engine (%s)", c->hp.err);
+            }
+            return;
         }
-        return 0;
     }
-    if (s == NULL) {
-        s = swc_calloc(1, sizeof(*s));
-        if (s == NULL) {
-            return -1;
-        }
-        s->fd = fd;
-        s->d = d;
-        if (uv_poll_init_socket(d->loop, &s->poll, fd) != 0) {
-            swc_free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        d->open_handles++;
-        s->next = d->socks;
-        if (s->next) {
-            s->next->prev = s;
-        }
-        d->socks = s;
-        cu.multi_assign(d->multi, fd, s);
-    }
-    if (what & CURL_POLL_IN) {
-        events |= UV_READABLE;
-    }
-    if (what & CURL_POLL_OUT) {
-        events |= UV_WRITABLE;
-    }
-    uv_poll_start(&s->poll, events, poll_cb);
-    return 0;
 }
 
-static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
+/* The connection ended (EOF or an error) before the parser said done. */
+static void ended(struct dconn *c, ssize_t why)
 {
-    struct docker *d = userp;
-    if (d->closing) {
-        return 0;
+    if (swc_http_eof(&c->hp) == SWC_HTTP_DONE) {
+        complete(c, 0);
+        return;
     }
-    if (timeout_ms < 0) {
-        uv_timer_stop(&d->timer);
+    if (c->hp.head_done) {
+        fail(c, SWC_EPROTO, "connection dropped in the middle of the reply (%s)", c->hp.err);
+    } else if (c->hp.nread == 0 && c->werr != 0) {
+        fail(c, SWC_EUNAVAIL, "cannot send the request: %s", uv_strerror(c->werr));
+    } else if (why != UV_EOF) {
+        fail(c, SWC_EPROTO, "malformed reply from the engine (%s: %s)", c->hp.err,
+             uv_strerror((int)why));
     } else {
-        uv_timer_start(&d->timer, timer_cb, (uint64_t)timeout_ms, 0);
+        fail(c, SWC_EPROTO, "malformed reply from the engine (%s)", c->hp.err);
     }
-    return 0;
 }
 
-static size_t write_fn(char *p, size_t size, size_t n, void *userp)
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct dreq *q = userp;
-    size_t len = size * n;
-    if (q->stream != NULL) {
-        long st = 0;
-        cu.easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &st);
-        if (st >= 200 && st < 300) {
-            return q->stream(q, p, len) ? len : 0;
-        }
+    struct dconn *c = h->data;
+    *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct dconn *c = s->data;
+    struct docker *d = c->d;
+    if (c->q == NULL) {
+        return;
     }
-    if (q->body.len + len > MAX_BODY) {
-        swc_err_set(&q->err, SWC_ETOOBIG, "docker: %s: reply larger than %u bytes", q->what,
-                    MAX_BODY);
-        return 0;
+    if (nread > 0) {
+        feed(c, buf->base, (size_t)nread);
+    } else if (nread < 0) {
+        ended(c, nread);
     }
-    if (swc_buf_append(&q->body, p, len) != 0) {
-        swc_err_set(&q->err, SWC_ENOMEM, "docker: %s: out of memory", q->what);
-        return 0;
+    /* outside any parse step: the event sink may start or end exchanges */
+    docker_events_drain(d);
+}
+
+static void write_cb(uv_write_t *w, int status)
+{
+    struct dconn *c = w->data;
+    /* a failed write is reported by the read side, which sees the end of the
+     * connection (the engine may even have replied before it closed) */
+    if (status < 0 && status != UV_ECANCELED) {
+        c->werr = status;
     }
-    return len;
+    swc_buf_free(&c->out);
+}
+
+static void connect_cb(uv_connect_t *r, int status)
+{
+    struct dconn *c = r->data;
+    uv_buf_t b;
+    int rc;
+    if (c->q == NULL) {
+        return; /* canceled */
+    }
+    if (status < 0) {
+        fail(c, SWC_EUNAVAIL, "cannot connect to %s: %s", c->d->sock, uv_strerror(status));
+        return;
+    }
+    b = uv_buf_init((char *)c->out.data, (unsigned int)c->out.len);
+    c->wreq.data = c;
+    rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, write_cb);
+    if (rc == 0) {
+        rc = uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+    }
+    if (rc != 0) {
+        fail(c, SWC_EIO, "cannot send the request: %s", uv_strerror(rc));
+    }
 }
 
 struct dreq *dreq_new(struct docker *d, dreq_done_fn done, const char *fmt, ...)
@@ -349,11 +260,6 @@ struct dreq *dreq_new(struct docker *d, dreq_done_fn done, const char *fmt, ...)
     struct dreq *q = swc_calloc(1, sizeof(*q));
     va_list ap;
     if (q == NULL) {
-        return NULL;
-    }
-    q->easy = cu.easy_init();
-    if (q->easy == NULL) {
-        swc_free(q);
         return NULL;
     }
     q->d = d;
@@ -373,9 +279,9 @@ void dreq_free(struct dreq *q)
     if (q == NULL) {
         return;
     }
-    cu.easy_cleanup(q->easy);
-    cu.slist_free_all(q->hdrs);
-    swc_free(q->post);
+    if (q->conn != NULL) {
+        detach(q->conn); /* freed in flight: drop the exchange without a callback */
+    }
     swc_free(q->create_body);
     swc_buf_free(&q->body);
     swc_buf_free(&q->acc);
@@ -385,51 +291,50 @@ void dreq_free(struct dreq *q)
 int dreq_send(struct dreq *q, const char *method, const char *path, const char *json)
 {
     struct docker *d = q->d;
-    char url[2048];
-    int n;
+    struct dconn *c;
+    size_t blen = json != NULL ? strlen(json) : 0;
+    int rc;
 
     if (d->closing) {
         return SWC_ECLOSED;
     }
-    n = snprintf(url, sizeof(url), "http://localhost/" DOCKER_API "%s", path);
-    if (n < 0 || (size_t)n >= sizeof(url)) {
+    if (q->conn != NULL || path[strcspn(path, " \r\n")] != '\0') {
         return SWC_EINVAL;
     }
-    cu.easy_reset(q->easy);
-    cu.slist_free_all(q->hdrs);
-    q->hdrs = NULL;
-    swc_free(q->post);
-    q->post = NULL;
+    c = swc_malloc(sizeof(*c));
+    if (c == NULL) {
+        return SWC_ENOMEM;
+    }
+    memset(c, 0, offsetof(struct dconn, hp)); /* not the 24 KiB of buffers */
+    swc_buf_init(&c->out);
+    if (swc_buf_printf(&c->out,
+                       "%s /" DOCKER_API "%s HTTP/1.1\r\nHost: docker\r\nUser-Agent: swarmc\r\n"
+                       "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                       "Connection: close\r\n\r\n",
+                       method, path, blen) != 0 ||
+        (blen > 0 && swc_buf_append(&c->out, json, blen) != 0)) {
+        swc_buf_free(&c->out);
+        swc_free(c);
+        return SWC_ENOMEM;
+    }
+    rc = uv_pipe_init(d->loop, &c->pipe, 0);
+    if (rc != 0) {
+        swc_buf_free(&c->out);
+        swc_free(c);
+        return SWC_EIO;
+    }
+    uv_timer_init(d->loop, &c->timer); /* cannot fail */
+    c->pipe.data = c->timer.data = c->creq.data = c;
+    c->open = 2;
+    c->d = d;
+    c->q = q;
+    d->open_handles++;
+    swc_http_init(&c->hp);
+    /* reset the exchange for this send */
     swc_buf_free(&q->body);
     swc_err_clear(&q->err);
     q->status = 0;
-    if (json != NULL) {
-        q->post = swc_strdup(json);
-        q->hdrs = cu.slist_append(NULL, "Content-Type: application/json");
-        if (q->post == NULL || q->hdrs == NULL) {
-            return SWC_ENOMEM;
-        }
-        cu.easy_setopt(q->easy, CURLOPT_HTTPHEADER, q->hdrs);
-        cu.easy_setopt(q->easy, CURLOPT_POSTFIELDS, q->post);
-        cu.easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(q->post));
-    } else if (strcmp(method, "POST") == 0) {
-        cu.easy_setopt(q->easy, CURLOPT_POSTFIELDS, "");
-        cu.easy_setopt(q->easy, CURLOPT_POSTFIELDSIZE, 0L);
-    }
-    cu.easy_setopt(q->easy, CURLOPT_CUSTOMREQUEST, method);
-    cu.easy_setopt(q->easy, CURLOPT_URL, url);
-    cu.easy_setopt(q->easy, CURLOPT_UNIX_SOCKET_PATH, d->sock);
-    cu.easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, write_fn);
-    cu.easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
-    cu.easy_setopt(q->easy, CURLOPT_PRIVATE, q);
-    cu.easy_setopt(q->easy, CURLOPT_NOSIGNAL, 1L);
-    cu.easy_setopt(q->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    if (q->timeout_ns > 0) {
-        cu.easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)(q->timeout_ns / SWC_NS_PER_MS));
-    }
-    if (cu.multi_add_handle(d->multi, q->easy) != CURLM_OK) {
-        return SWC_EINTERNAL;
-    }
+    q->conn = c;
     q->active = true;
     q->next = d->reqs;
     q->prev = NULL;
@@ -437,6 +342,12 @@ int dreq_send(struct dreq *q, const char *method, const char *path, const char *
         d->reqs->prev = q;
     }
     d->reqs = q;
+    if (q->timeout_ns > 0) {
+        uint64_t ms = (uint64_t)((q->timeout_ns + SWC_NS_PER_MS - 1) / SWC_NS_PER_MS);
+        uv_timer_start(&c->timer, timer_cb, ms, 0);
+    }
+    /* errors (no socket, refused) come through connect_cb, never from here */
+    uv_pipe_connect(&c->creq, &c->pipe, d->sock, connect_cb);
     swc_tracef("docker", "%s %s", method, path);
     if (d->trace_cb != NULL) {
         d->trace_cb(d->trace_data, method, path);
@@ -481,26 +392,15 @@ json_t *dreq_json(struct dreq *q)
 
 int docker_http_init(struct docker *d, struct swc_err *err)
 {
-    if (docker_curl_global_init_mem(CURL_GLOBAL_DEFAULT, swc_malloc, swc_free, swc_realloc,
-                                    swc_strdup, swc_calloc) != CURLE_OK) {
-        pthread_mutex_lock(&cu_mu);
-        swc_err_set(err, SWC_ENOTSUP, "%s", cu_errmsg);
-        pthread_mutex_unlock(&cu_mu);
-        return SWC_ENOTSUP;
+    struct sockaddr_un sa;
+    if (strlen(d->sock) >= sizeof(sa.sun_path)) {
+        return swc_err_set(err, SWC_EINVAL,
+                           "docker executor: socket path %s is longer than %zu bytes", d->sock,
+                           sizeof(sa.sun_path) - 1);
     }
-    d->multi = cu.multi_init();
-    if (d->multi == NULL) {
-        return swc_err_set(err, SWC_ENOMEM, "docker: curl multi init failed");
-    }
-    cu.multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_fn);
-    cu.multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
-    cu.multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
-    cu.multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
-    uv_timer_init(d->loop, &d->timer);
-    d->timer.data = d;
     uv_timer_init(d->loop, &d->retry_timer);
     d->retry_timer.data = d;
-    d->open_handles = 2;
+    d->open_handles = 1;
     return 0;
 }
 
@@ -508,13 +408,7 @@ void docker_http_cancel_all(struct docker *d)
 {
     struct dreq *q;
     while ((q = d->reqs) != NULL) {
-        d->reqs = q->next;
-        if (d->reqs) {
-            d->reqs->prev = NULL;
-        }
-        q->next = q->prev = NULL;
-        cu.multi_remove_handle(d->multi, q->easy);
-        q->active = false;
+        detach(q->conn);
         swc_err_set(&q->err, SWC_ECANCELED, "docker: %s: canceled (executor closing)", q->what);
         q->done(q, SWC_ECANCELED);
     }
@@ -527,15 +421,6 @@ static void timer_closed_cb(uv_handle_t *h)
 
 void docker_http_close(struct docker *d)
 {
-    struct sockctx *s;
-    cu.multi_cleanup(d->multi); /* after every easy handle was removed */
-    d->multi = NULL;
-    while ((s = d->socks) != NULL) { /* sockets curl did not hand back */
-        sock_unlink(d, s);
-        uv_poll_stop(&s->poll);
-        uv_close((uv_handle_t *)&s->poll, sock_closed_cb);
-    }
-    uv_close((uv_handle_t *)&d->timer, timer_closed_cb);
     uv_close((uv_handle_t *)&d->retry_timer, timer_closed_cb);
 }
 

@@ -1,11 +1,11 @@
-/* Private to the Docker executor: the HTTP plumbing (docker_http.c) shared by
- * the Engine API operations (docker.c). A struct dreq is one HTTP exchange
+/* Private to the Docker executor: the HTTP plumbing (docker_http.c, our own
+ * HTTP/1.1 client on libuv with the parser in http_parse.c) shared by the
+ * Engine API operations (docker.c). A struct dreq is one HTTP exchange
  * with the engine, possibly reused for the steps of a multi-request
  * operation (prepare: inspect image, pull, create, inspect by name). */
 #ifndef SWC_WORKER_DOCKER_INT_H
 #define SWC_WORKER_DOCKER_INT_H
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <uv.h>
@@ -17,6 +17,7 @@
 #define DOCKER_API "v1.41"
 
 struct dreq;
+struct dconn;
 struct docker;
 
 /* Called when an exchange ends: code 0 = a complete HTTP reply (q->status,
@@ -28,12 +29,10 @@ typedef bool (*dreq_stream_fn)(struct dreq *q, const char *p, size_t n);
 struct dreq {
     struct dreq *prev, *next; /* docker's in-flight list */
     struct docker *d;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    char *post; /* request body (owned) */
+    struct dconn *conn; /* the connection of the exchange in flight, or NULL */
     struct swc_buf body;
     long status;
-    bool active;    /* added to the multi handle */
+    bool active;    /* in flight */
     char what[640]; /* "create container web.1.x", for messages */
     struct swc_err err;
     dreq_done_fn done;
@@ -71,15 +70,12 @@ struct docker {
     bool no_events;
     void (*trace_cb)(void *data, const char *method, const char *path);
     void *trace_data;
-    CURLM *multi;
-    uv_timer_t timer;       /* curl's timeout */
     uv_timer_t retry_timer; /* /events reconnect */
     struct dreq *reqs;      /* in flight */
     struct dreq *events;    /* the /events stream, or NULL */
     char events_since[48];  /* resume point after a reconnect */
     bool closing;
-    int open_handles; /* uv handles not yet closed (timers + polls) */
-    void *socks;      /* watched sockets (docker_http.c) */
+    int open_handles; /* retry_timer + connections not yet closed */
     void (*close_cb)(struct swc_exec *ex);
     /* /events reconnect (docker.c): backoff and how long the stream was down */
     uint64_t retry_ms;  /* next reconnect delay */
@@ -93,7 +89,7 @@ struct dreq *dreq_new(struct docker *d, dreq_done_fn done, const char *fmt, ...)
 /* Send method path (relative to /v1.41) with an optional JSON body (copied);
  * 0 or SWC_E*. The exchange may be sent again after its done callback. */
 int dreq_send(struct dreq *q, const char *method, const char *path, const char *json);
-/* Free an exchange that is not in flight. */
+/* Free an exchange; one still in flight is dropped without its done callback. */
 void dreq_free(struct dreq *q);
 /* Set q->err from a non-2xx reply ("docker: <what>: HTTP 404: No such image")
  * and return the matching code (404 SWC_ENOENT, 409 SWC_ECONFLICT, else SWC_EDOCKER). */
@@ -101,18 +97,8 @@ int dreq_http_error(struct dreq *q);
 /* Parse the reply body as JSON; NULL (q->err set, SWC_EPROTO) when it is not. */
 json_t *dreq_json(struct dreq *q);
 
-/* libcurl is loaded at run time (docker_http.c): docker.c's call to
- * curl_global_init_mem lands here, which loads the library first (once;
- * CURLE_FAILED_INIT if it cannot, and docker_http_init reports why). No other
- * curl_* function may be called outside docker_http.c: the executable does not
- * link libcurl. */
-CURLcode docker_curl_global_init_mem(long flags, curl_malloc_callback m, curl_free_callback f,
-                                     curl_realloc_callback r, curl_strdup_callback s,
-                                     curl_calloc_callback c);
-#define curl_global_init_mem docker_curl_global_init_mem
-
-/* Set up / tear down the curl multi handle on the loop; fails with
- * SWC_ENOTSUP and a message naming libcurl when it cannot be loaded. */
+/* Set up the HTTP plumbing on the loop (the reconnect timer); SWC_EINVAL
+ * when the socket path does not fit a unix socket address. */
 int docker_http_init(struct docker *d, struct swc_err *err);
 /* Cancel all exchanges (their done callbacks run with SWC_ECANCELED). */
 void docker_http_cancel_all(struct docker *d);
@@ -120,8 +106,8 @@ void docker_http_cancel_all(struct docker *d);
 void docker_http_close(struct docker *d);
 
 /* Dispatch the complete /events lines received so far (docker.c). Called by
- * docker_http.c after curl returns, never from inside a curl callback, so the
- * event sink may start new requests. */
+ * docker_http.c after a read was parsed, never from inside a stream callback,
+ * so the event sink may start new requests or close the executor. */
 void docker_events_drain(struct docker *d);
 
 /* URL-escape s into a new string (swc_free it); NULL on OOM. */

@@ -863,6 +863,105 @@ static void test_engine_gone(void **state)
     assert_int_equal(swc_docker_init(&ex, &dc, &err), SWC_EINVAL);
 }
 
+static void test_engine_refused(void **state)
+{
+    /* the socket file is there but nobody listens (a dead engine): fails at
+     * once, naming the socket, instead of waiting for a connect timeout */
+    struct fx *f = *state;
+    struct opres r = {0};
+    struct swc_exec *ex;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char path[108], longpath[200];
+    struct swc_docker_config dc = {.loop = &f->loop, .node_id = "n", .no_events = true};
+    struct swc_err err = {0};
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    int64_t t0;
+    snprintf(path, sizeof(path), "/tmp/swc-refused-%d.sock", (int)getpid());
+    unlink(path);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(fd); /* bound, never listened: connect() is refused */
+    dc.socket_path = path;
+    dc.op_timeout_ns = 30 * SWC_NS_PER_SEC;
+    assert_int_equal(swc_docker_init(&ex, &dc, &err), 0);
+    t0 = swc_now_mono();
+    assert_int_equal(ex->ops->describe(ex, describe_cb, &r), 0);
+    assert_false(r.done);
+    assert_true(run_until(f, op_done, &r, 5000));
+    assert_true(swc_now_mono() - t0 < SWC_NS_PER_SEC);
+    assert_int_equal(r.code, SWC_EUNAVAIL);
+    assert_non_null(strstr(r.msg, "docker: describe node"));
+    assert_non_null(strstr(r.msg, path));
+    ex->ops->close(ex, exec_closed);
+    unlink(path);
+    /* a path that cannot be a unix socket address is refused up front */
+    memset(longpath, 'x', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    dc.socket_path = longpath;
+    assert_int_equal(swc_docker_init(&ex, &dc, &err), SWC_EINVAL);
+    assert_non_null(strstr(err.msg, "socket path"));
+}
+
+static void test_logs_chunked_close_midway(void **state)
+{
+    /* a chunked, multiplexed log stream whose frames straddle chunks; then a
+     * stream cut in the middle ends with an error naming the operation */
+    struct fx *f = *state;
+    struct opres r = {0};
+    static const char mux[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "3\r\n\x01\x00\x00\r\n"
+                              "9;x=y\r\n\x00\x00\x00\x00\x03"
+                              "abc\x02\r\n"
+                              "9\r\n\x00\x00\x00\x00\x00\x00\x02"
+                              "de\r\n"
+                              "0\r\nTrailer: 1\r\n\r\n";
+    fk.fault.match = "GET /v1.41/containers/abc/logs";
+    fk.fault.raw = mux;
+    fk.fault.raw_len = sizeof(mux) - 1;
+    assert_int_equal(f->ex->ops->logs(f->ex, "abc", -1, log_cb, op_cb, &r), 0);
+    assert_true(run_until(f, op_done, &r, 5000));
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.out, "abcde");
+    assert_int_equal(r.streams, (1 << 1) | (1 << 2));
+    memset(&r, 0, sizeof(r));
+    fk.fault.raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nplain\r\n9\r\nabc";
+    fk.fault.raw_len = 0;
+    assert_int_equal(f->ex->ops->logs(f->ex, "abc", -1, log_cb, op_cb, &r), 0);
+    assert_true(run_until(f, op_done, &r, 5000));
+    assert_int_equal(r.code, SWC_EPROTO);
+    assert_non_null(strstr(r.msg, "logs of container abc: connection dropped in the middle"));
+    assert_string_equal(r.out, "plainabc"); /* what arrived was passed on */
+}
+
+static void test_oom_sweep(void **state)
+{
+    /* the N-th allocation fails, for every N an exchange makes: each one is
+     * refused up front or ends with an error (or succeeds), and nothing leaks */
+    struct fx *f = *state;
+    long base = swc_alloc_live();
+    int failed = 0;
+    for (long n = 1; n < 400; n++) {
+        struct opres r = {0};
+        int rc;
+        swc_alloc_fail_after(n);
+        rc = f->ex->ops->describe(f->ex, describe_cb, &r);
+        if (rc == 0) {
+            assert_true(run_until(f, op_done, &r, 5000));
+        }
+        swc_alloc_fail_after(0);
+        if (rc == 0 && r.code == 0) {
+            break; /* past the last allocation: the sweep is complete */
+        }
+        assert_true(rc == SWC_ENOMEM || r.code != 0);
+        failed++;
+        /* the closing connection's memory is freed a loop turn later */
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        assert_int_equal(swc_alloc_live(), base);
+    }
+    assert_true(failed >= 3);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -890,6 +989,9 @@ int main(void)
         T(test_describe_and_errors),
         T(test_create_body),
         T(test_engine_gone),
+        T(test_engine_refused),
+        T(test_logs_chunked_close_midway),
+        T(test_oom_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
