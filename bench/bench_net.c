@@ -4,7 +4,10 @@
  * where the CPU has it, and forced to ChaCha20-Poly1305). Run twice: client and server on one loop
  * in this process, then the server in a forked child (each side on its own core, as between two
  * nodes). Each figure is the median of several runs, with min and max; plain and secure
- * runs alternate and the ratio is taken per run. `bench_net stream` skips the unary figures. */
+ * runs alternate and the ratio is taken per run. `bench_net stream` skips the unary figures.
+ * The secure runs use OpenSSL's AES-256-GCM for bulk records when libcrypto loads (the
+ * default); a third secure run forces libsodium on both ends (SWC_AEAD_SODIUM) for the
+ * "OpenSSL / libsodium" ratio. SWC_AEAD=sodium in the environment forces libsodium for all. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "net/aead.h"
 #include "net/cert.h"
 #include "net/rpc.h"
 #include "net/secchan.h"
@@ -213,28 +217,38 @@ static double stream_once(int port, const struct swc_secchan_config *sec, double
     return mib / secs;
 }
 
-/* Plain, secure and ChaCha20-forced runs alternate, so each ratio compares
- * runs made under the same load on this shared machine. */
-static void bench_stream(int port_plain, int port_sec, const struct swc_secchan_config *sec,
+/* Plain, secure (OpenSSL bulk path), secure with libsodium forced and
+ * ChaCha20-forced runs alternate, so each ratio compares runs made under
+ * the same load on this shared machine. */
+static void bench_stream(const int ports[3], const struct swc_secchan_config *sec,
+                         const struct swc_secchan_config *sodium,
                          const struct swc_secchan_config *chacha)
 {
-    double plain[RUNS], secure[RUNS], slow[RUNS], ratio[RUNS], ratio_slow[RUNS];
-    double cplain[RUNS], csecure[RUNS], cslow[RUNS], cratio[RUNS];
+    double plain[RUNS], secure[RUNS], sod[RUNS], slow[RUNS];
+    double ratio[RUNS], ratio_sod[RUNS], ratio_ossl[RUNS], ratio_slow[RUNS];
+    double cplain[RUNS], csecure[RUNS], csod[RUNS], cslow[RUNS], cratio[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        plain[r] = stream_once(port_plain, NULL, &cplain[r]);
-        secure[r] = stream_once(port_sec, sec, &csecure[r]);
-        slow[r] = stream_once(port_sec, chacha, &cslow[r]);
+        plain[r] = stream_once(ports[0], NULL, &cplain[r]);
+        secure[r] = stream_once(ports[1], sec, &csecure[r]);
+        sod[r] = stream_once(ports[2], sodium, &csod[r]);
+        slow[r] = stream_once(ports[1], chacha, &cslow[r]);
         ratio[r] = 100.0 * secure[r] / plain[r];
+        ratio_sod[r] = 100.0 * sod[r] / plain[r];
+        ratio_ossl[r] = 100.0 * secure[r] / sod[r];
         ratio_slow[r] = 100.0 * slow[r] / plain[r];
         cratio[r] = 100.0 * cplain[r] / csecure[r];
     }
     print_stat("stream 64 KiB msgs, plain TCP", "MiB/s", plain, RUNS);
     print_stat("stream 64 KiB msgs, secure channel", "MiB/s", secure, RUNS);
+    print_stat("  same, libsodium AES-GCM forced", "MiB/s", sod, RUNS);
     print_stat("  same, ChaCha20-Poly1305 forced", "MiB/s", slow, RUNS);
     print_stat("secure / plain (same run)", "%", ratio, RUNS);
+    print_stat("libsodium / plain (same run)", "%", ratio_sod, RUNS);
+    print_stat("OpenSSL / libsodium (same run)", "%", ratio_ossl, RUNS);
     print_stat("ChaCha20 / plain (same run)", "%", ratio_slow, RUNS);
     print_stat("CPU per 100 MiB, plain", "ms", cplain, RUNS);
     print_stat("CPU per 100 MiB, secure", "ms", csecure, RUNS);
+    print_stat("CPU per 100 MiB, libsodium", "ms", csod, RUNS);
     print_stat("CPU per 100 MiB, ChaCha20", "ms", cslow, RUNS);
     /* What the secure channel would reach if CPU were the only limit. */
     print_stat("CPU-bound secure / plain", "%", cratio, RUNS);
@@ -278,8 +292,10 @@ int main(int argc, char **argv)
     memcpy(ccfg.ca_public_key, ca_pk, SWC_SIGN_PK_LEN);
     struct swc_secchan_config chacha = ccfg;
     chacha.ciphers = SWC_SECCHAN_CHACHA20POLY1305;
+    struct swc_secchan_config sodium = ccfg, ssodium = scfg;
+    sodium.aead_backend = ssodium.aead_backend = SWC_AEAD_SODIUM;
 
-    int ports[2];
+    int ports[3];
     int fds[2];
     if (pipe(fds) != 0) {
         return 1;
@@ -304,7 +320,9 @@ int main(int argc, char **argv)
             if (swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", NULL) != 0 ||
                 swc_rpc_server_port(srv, &ports[0]) != 0 ||
                 swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg) != 0 ||
-                swc_rpc_server_port(srv, &ports[1]) != 0) {
+                swc_rpc_server_port(srv, &ports[1]) != 0 ||
+                swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &ssodium) != 0 ||
+                swc_rpc_server_port(srv, &ports[2]) != 0) {
                 fprintf(stderr, "cannot listen\n");
                 return 1;
             }
@@ -318,12 +336,13 @@ int main(int argc, char **argv)
         } else if (read(fds[0], ports, sizeof(ports)) != sizeof(ports)) {
             return 1;
         }
-        printf("== %s ==\n",
-               mode == 0 ? "client and server on one loop" : "server in a forked process");
+        printf("== %s (bulk AEAD: %s) ==\n",
+               mode == 0 ? "client and server on one loop" : "server in a forked process",
+               swc_aead_openssl_available() ? "OpenSSL" : "libsodium");
         if (!stream_only) {
             bench_unary(ports[0]);
         }
-        bench_stream(ports[0], ports[1], &ccfg, &chacha);
+        bench_stream(ports, &ccfg, &sodium, &chacha);
         fflush(stdout);
         if (srv != NULL) {
             swc_rpc_server_close(srv, NULL, NULL);

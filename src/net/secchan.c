@@ -36,7 +36,10 @@
  * endpoint, so a frame opens only at its exact position in the stream. The
  * offer and the choice are absorbed into the transcript that both sides
  * sign, so stripping AES from the offer (or changing the choice) in flight
- * makes the signature check fail: no silent downgrade. Any failure (handshake or frame) is
+ * makes the signature check fail: no silent downgrade. AES-256-GCM frames
+ * of SWC_AEAD_BULK_MIN bytes and more go through OpenSSL's faster code
+ * (net/aead.h, opened on the first such frame; same key, nonce and tag
+ * placement, so each end picks its backend alone). Any failure (handshake or frame) is
  * final: the channel refuses everything afterwards and the owner closes the
  * connection. We keep a private copy of the identity so the caller's struct
  * need not outlive the channel; all key material is wiped on destroy. */
@@ -52,6 +55,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/id.h"
+#include "net/aead.h"
 
 #define HS_VERSION    1
 #define MSG_HELLO     1
@@ -93,6 +97,10 @@ struct swc_secchan {
     uint8_t tx_key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
     uint8_t rx_key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
     uint64_t tx_ctr, rx_ctr;
+    /* OpenSSL contexts for bulk frames, made on the first one. */
+    struct swc_aead_gcm *tx_bulk, *rx_bulk;
+    bool no_bulk; /* libsodium only: configured so, or OpenSSL unavailable */
+    uint64_t bulk_frames;
     unsigned offer;  /* ciphers we offer (client) or accept (server) */
     unsigned cipher; /* chosen one, once known */
     struct swc_cert peer;
@@ -162,6 +170,9 @@ int swc_secchan_create(const struct swc_secchan_config *cfg, struct swc_secchan 
     if ((cfg->ciphers & ~ALL_CIPHERS) != 0 || offer == 0) {
         return SWC_EINVAL;
     }
+    if (cfg->aead_backend < SWC_AEAD_AUTO || cfg->aead_backend > SWC_AEAD_OPENSSL) {
+        return SWC_EINVAL;
+    }
     struct swc_secchan *sc = swc_calloc(1, sizeof *sc);
     if (sc == NULL) {
         return SWC_ENOMEM;
@@ -174,6 +185,7 @@ int swc_secchan_create(const struct swc_secchan_config *cfg, struct swc_secchan 
     }
     sc->have_cert = have_cert;
     sc->offer = offer;
+    sc->no_bulk = cfg->aead_backend == SWC_AEAD_SODIUM;
     sc->state = cfg->is_client ? ST_CLIENT_START : ST_SERVER_WAIT_HELLO;
     crypto_generichash(sc->th, TH_LEN, (const uint8_t *)LABEL_START, sizeof LABEL_START, NULL, 0);
     *out = sc;
@@ -185,6 +197,8 @@ void swc_secchan_destroy(struct swc_secchan *sc)
     if (sc == NULL) {
         return;
     }
+    swc_aead_gcm_destroy(sc->tx_bulk);
+    swc_aead_gcm_destroy(sc->rx_bulk);
     sodium_memzero(sc, sizeof *sc);
     swc_free(sc);
 }
@@ -197,6 +211,11 @@ const char *swc_secchan_errmsg(const struct swc_secchan *sc)
 unsigned swc_secchan_cipher(const struct swc_secchan *sc)
 {
     return sc->state == ST_DONE ? sc->cipher : 0;
+}
+
+uint64_t swc_secchan_bulk_frames(const struct swc_secchan *sc)
+{
+    return sc->bulk_frames;
 }
 
 const struct swc_cert *swc_secchan_peer(const struct swc_secchan *sc)
@@ -527,12 +546,37 @@ static int seal_check(struct swc_secchan *sc, size_t len)
     return 0;
 }
 
+/* The OpenSSL context for a frame of len bytes in one direction, made on
+ * first use; NULL means libsodium (small frame, ChaCha20, configured so, or
+ * libcrypto missing: then we stop asking). */
+static struct swc_aead_gcm *bulk_ctx(struct swc_secchan *sc, size_t len, bool tx)
+{
+    if (len < SWC_AEAD_BULK_MIN || sc->no_bulk || sc->cipher != SWC_SECCHAN_AES256GCM) {
+        return NULL;
+    }
+    struct swc_aead_gcm **g = tx ? &sc->tx_bulk : &sc->rx_bulk;
+    if (*g == NULL) {
+        int rc = swc_aead_gcm_create(tx ? sc->tx_key : sc->rx_key, tx, g);
+        if (rc == SWC_ENOTSUP) {
+            sc->no_bulk = true;
+        }
+    }
+    return *g; /* after SWC_ENOMEM: NULL this time, retried next frame */
+}
+
 /* Encrypt in[0..len) to c (may equal in) and write the tag at mac. */
-static void seal_to(struct swc_secchan *sc, uint8_t *c, uint8_t *mac, const uint8_t *in, size_t len)
+static int seal_to(struct swc_secchan *sc, uint8_t *c, uint8_t *mac, const uint8_t *in, size_t len)
 {
     uint8_t nonce[NONCE_LEN];
     frame_nonce(sc->tx_ctr, nonce);
-    if (sc->cipher == SWC_SECCHAN_AES256GCM) {
+    struct swc_aead_gcm *bulk = bulk_ctx(sc, len, true);
+    if (bulk != NULL) {
+        sc->bulk_frames++;
+        if (swc_aead_gcm_seal(bulk, nonce, c, mac, in, len) != 0) {
+            /* c may hold part of a frame: the channel cannot go on */
+            return fail(sc, SWC_EINTERNAL, "secure channel: %s", "OpenSSL failed to seal a frame");
+        }
+    } else if (sc->cipher == SWC_SECCHAN_AES256GCM) {
         crypto_aead_aes256gcm_encrypt_detached_afternm(c, mac, NULL, in, len, NULL, 0, NULL, nonce,
                                                        &sc->tx_aes);
     } else {
@@ -540,6 +584,7 @@ static void seal_to(struct swc_secchan *sc, uint8_t *c, uint8_t *mac, const uint
                                                            nonce, sc->tx_key);
     }
     sc->tx_ctr++;
+    return 0;
 }
 
 int swc_secchan_seal(struct swc_secchan *sc, const uint8_t *in, size_t len, struct swc_buf *out)
@@ -552,9 +597,11 @@ int swc_secchan_seal(struct swc_secchan *sc, const uint8_t *in, size_t len, stru
         return SWC_ENOMEM;
     }
     uint8_t *c = out->data + out->len;
-    seal_to(sc, c, c + len, in, len);
-    out->len += len + SWC_SECCHAN_OVERHEAD;
-    return 0;
+    rc = seal_to(sc, c, c + len, in, len);
+    if (rc == 0) {
+        out->len += len + SWC_SECCHAN_OVERHEAD;
+    }
+    return rc;
 }
 
 int swc_secchan_seal_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len)
@@ -563,8 +610,7 @@ int swc_secchan_seal_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len)
     if (rc != 0) {
         return rc;
     }
-    seal_to(sc, buf, buf + len, buf, len);
-    return 0;
+    return seal_to(sc, buf, buf + len, buf, len);
 }
 
 /* Decrypt the sealed frame in[0..len) to m (may equal in). */
@@ -584,7 +630,14 @@ static int open_to(struct swc_secchan *sc, uint8_t *m, const uint8_t *in, size_t
     const uint8_t *mac = in + mlen;
     frame_nonce(sc->rx_ctr, nonce);
     int rc;
-    if (sc->cipher == SWC_SECCHAN_AES256GCM) {
+    struct swc_aead_gcm *bulk = bulk_ctx(sc, mlen, false);
+    if (bulk != NULL) {
+        sc->bulk_frames++;
+        rc = swc_aead_gcm_open(bulk, nonce, m, in, mlen, mac);
+        if (rc == SWC_EINTERNAL) {
+            return fail(sc, SWC_EINTERNAL, "secure channel: %s", "OpenSSL failed to open a frame");
+        }
+    } else if (sc->cipher == SWC_SECCHAN_AES256GCM) {
         rc = crypto_aead_aes256gcm_decrypt_detached_afternm(m, NULL, in, mlen, mac, NULL, 0, nonce,
                                                             &sc->rx_aes);
     } else {

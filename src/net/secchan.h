@@ -64,6 +64,11 @@ struct swc_secchan_config {
      * machine runs (AES-256-GCM only with CPU support). The server picks
      * AES-256-GCM when both sides offer it, else ChaCha20-Poly1305. */
     unsigned ciphers;
+    /* Who seals and opens AES-256-GCM records of SWC_AEAD_BULK_MIN bytes and
+     * more (enum swc_aead_backend, net/aead.h); 0 = OpenSSL when libcrypto
+     * loads, else libsodium. The wire format is the same either way, so the
+     * two ends need not agree. */
+    int aead_backend;
 };
 
 /* Create a channel; *out is owned by the caller (swc_secchan_destroy).
@@ -114,6 +119,10 @@ int swc_secchan_open_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len);
 
 /* The frame cipher in use once done (one SWC_SECCHAN_* bit), 0 before. */
 unsigned swc_secchan_cipher(const struct swc_secchan *sc);
+
+/* How many frames this channel sealed or tried to open through the OpenSSL
+ * bulk backend (net/aead.h); the rest went through libsodium. */
+uint64_t swc_secchan_bulk_frames(const struct swc_secchan *sc);
 
 /* Why the last call failed, in words for the log. */
 const char *swc_secchan_errmsg(const struct swc_secchan *sc);

@@ -975,6 +975,17 @@ static void secure_cfgs(struct swc_secchan_config *scfg, struct swc_secchan_conf
     ccfg->required_peer_role = SWC_ROLE_MANAGER;
 }
 
+/* Start the test server listening securely on a free port (port); *ccfg
+ * is a client configuration it accepts. */
+static void listen_secure(struct swc_secchan_config *ccfg)
+{
+    struct swc_secchan_config scfg;
+    secure_cfgs(&scfg, ccfg);
+    make_server(NULL);
+    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
+    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
+}
+
 static void test_secure_roundtrip(void **state)
 {
     struct swc_secchan_config scfg, ccfg;
@@ -1025,11 +1036,8 @@ static void test_secure_slow_reader(void **state)
 
 static void test_secure_wrong_ca_refused(void **state)
 {
-    struct swc_secchan_config scfg, ccfg;
-    secure_cfgs(&scfg, &ccfg);
-    make_server(NULL);
-    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
-    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
+    struct swc_secchan_config ccfg;
+    listen_secure(&ccfg);
     uint8_t other_sk[SWC_SIGN_SK_LEN];
     swc_keypair_new(ccfg.ca_public_key, other_sk); /* the client pins another CA */
     char addr[64];
@@ -1079,82 +1087,6 @@ static void test_secure_server_refuses_role(void **state)
     close_conn(c);
 }
 
-/* A hand-driven secure client on a raw socket: handshake, one good sealed
- * request, then a sealed request with one byte flipped on the wire. Each
- * record is [u32 length | sealed (u32 length | frame payload)...]. */
-static void test_secure_tampered_byte_closes(void **state)
-{
-    struct swc_secchan_config scfg, ccfg;
-    secure_cfgs(&scfg, &ccfg);
-    make_server(NULL);
-    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
-    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
-    struct swc_secchan *sc;
-    assert_int_equal(swc_secchan_create(&ccfg, &sc), 0);
-    int fd = raw_connect();
-    struct swc_buf out, in, frame, plain;
-    swc_buf_init(&out);
-    swc_buf_init(&in);
-    swc_buf_init(&frame);
-    swc_buf_init(&plain);
-    bool done = false;
-    uint8_t pre[4];
-    assert_int_equal(swc_secchan_handshake(sc, NULL, 0, &out, &done), 0);
-    while (!done) {
-        swc_frame_put_len(pre, (uint32_t)out.len);
-        raw_send(fd, pre, 4, 4);
-        raw_send(fd, out.data, out.len, out.len);
-        out.len = 0;
-        assert_int_equal(raw_recv_frame(fd, &in), 1);
-        uint32_t n = swc_get_u32(in.data);
-        assert_int_equal(swc_secchan_handshake(sc, in.data + 4, n, &out, &done), 0);
-        swc_buf_consume(&in, 4 + n);
-    }
-    if (out.len > 0) {
-        swc_frame_put_len(pre, (uint32_t)out.len);
-        raw_send(fd, pre, 4, 4);
-        raw_send(fd, out.data, out.len, out.len);
-    }
-    for (int round = 0; round < 2; round++) {
-        plain.len = 0;
-        build_request(&plain, 40 + round, "t.echo", 5);
-        frame.len = 0;
-        assert_int_equal(swc_buf_reserve(&frame, 4), 0);
-        frame.len = 4;
-        assert_int_equal(swc_secchan_seal(sc, plain.data, plain.len, &frame), 0);
-        swc_frame_put_len(frame.data, (uint32_t)(frame.len - 4));
-        if (round == 1) {
-            frame.data[frame.len / 2] ^= 0x01; /* one bit on the wire */
-        }
-        raw_send(fd, frame.data, frame.len, frame.len);
-        in.len = 0;
-        if (round == 0) {
-            assert_int_equal(raw_recv_frame(fd, &in), 1);
-            out.len = 0;
-            assert_int_equal(swc_secchan_open(sc, in.data + 4, swc_get_u32(in.data), &out), 0);
-            assert_int_equal(swc_get_u32(out.data), out.len - 4); /* one frame in the record */
-            struct swc_rpc_hdr h;
-            assert_int_equal(swc_rpc_hdr_decode(out.data + 4, out.len - 4, &h), 0);
-            assert_int_equal(h.call_id, 40);
-            assert_int_equal(h.status, 0);
-            assert_int_equal(h.body_len, 5);
-        } else {
-            assert_int_equal(raw_recv_frame(fd, &in), 0);
-        }
-    }
-    close(fd);
-    struct swc_rpc_server_stats st;
-    WAIT_FOR((swc_rpc_server_stats(srv, &st), st.active == 0));
-    assert_int_equal(st.requests, 1);
-    assert_int_equal(st.auth_errors, 1); /* failed to open, not a decoding accident */
-    assert_int_equal(st.proto_errors, 0);
-    swc_secchan_destroy(sc);
-    swc_buf_free(&out);
-    swc_buf_free(&in);
-    swc_buf_free(&frame);
-    swc_buf_free(&plain);
-}
-
 /* A raw socket client that completed the secure handshake with the server
  * (which must listen securely on port): returns the fd, *sc its channel. */
 static int raw_secure_client(const struct swc_secchan_config *ccfg, struct swc_secchan **sc)
@@ -1197,16 +1129,63 @@ static void seal_record(struct swc_secchan *sc, const struct swc_buf *plain, str
     swc_frame_put_len(rec->data, (uint32_t)(rec->len - 4));
 }
 
+/* A hand-driven secure client on a raw socket: handshake, one good sealed
+ * request, then a sealed request with one byte flipped on the wire. Each
+ * record is [u32 length | sealed (u32 length | frame payload)...]. */
+static void test_secure_tampered_byte_closes(void **state)
+{
+    struct swc_secchan_config ccfg;
+    listen_secure(&ccfg);
+    struct swc_secchan *sc;
+    int fd = raw_secure_client(&ccfg, &sc);
+    struct swc_buf out, in, frame, plain;
+    swc_buf_init(&out);
+    swc_buf_init(&in);
+    swc_buf_init(&frame);
+    swc_buf_init(&plain);
+    for (int round = 0; round < 2; round++) {
+        plain.len = 0;
+        build_request(&plain, 40 + round, "t.echo", 5);
+        seal_record(sc, &plain, &frame);
+        if (round == 1) {
+            frame.data[frame.len / 2] ^= 0x01; /* one bit on the wire */
+        }
+        raw_send(fd, frame.data, frame.len, frame.len);
+        in.len = 0;
+        if (round == 0) {
+            assert_int_equal(raw_recv_frame(fd, &in), 1);
+            out.len = 0;
+            assert_int_equal(swc_secchan_open(sc, in.data + 4, swc_get_u32(in.data), &out), 0);
+            assert_int_equal(swc_get_u32(out.data), out.len - 4); /* one frame in the record */
+            struct swc_rpc_hdr h;
+            assert_int_equal(swc_rpc_hdr_decode(out.data + 4, out.len - 4, &h), 0);
+            assert_int_equal(h.call_id, 40);
+            assert_int_equal(h.status, 0);
+            assert_int_equal(h.body_len, 5);
+        } else {
+            assert_int_equal(raw_recv_frame(fd, &in), 0);
+        }
+    }
+    close(fd);
+    struct swc_rpc_server_stats st;
+    WAIT_FOR((swc_rpc_server_stats(srv, &st), st.active == 0));
+    assert_int_equal(st.requests, 1);
+    assert_int_equal(st.auth_errors, 1); /* failed to open, not a decoding accident */
+    assert_int_equal(st.proto_errors, 0);
+    swc_secchan_destroy(sc);
+    swc_buf_free(&out);
+    swc_buf_free(&in);
+    swc_buf_free(&frame);
+    swc_buf_free(&plain);
+}
+
 /* Five requests gathered into one record, which reaches the server a few
  * bytes per read: every request is answered, in order, and the replies
  * (records of whole frames) open at the client. */
 static void test_secure_coalesced_record_split_reads(void **state)
 {
-    struct swc_secchan_config scfg, ccfg;
-    secure_cfgs(&scfg, &ccfg);
-    make_server(NULL);
-    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
-    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
+    struct swc_secchan_config ccfg;
+    listen_secure(&ccfg);
     struct swc_secchan *sc;
     int fd = raw_secure_client(&ccfg, &sc);
     struct swc_buf plain, rec, in, out;
@@ -1254,11 +1233,8 @@ static void test_secure_coalesced_record_split_reads(void **state)
  * inside a frame (EPROTO, after the whole frames before it). */
 static void bad_record(bool tamper)
 {
-    struct swc_secchan_config scfg, ccfg;
-    secure_cfgs(&scfg, &ccfg);
-    make_server(NULL);
-    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
-    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
+    struct swc_secchan_config ccfg;
+    listen_secure(&ccfg);
     struct swc_secchan *sc;
     int fd = raw_secure_client(&ccfg, &sc);
     struct swc_buf plain, rec, in;
@@ -1303,11 +1279,8 @@ static void test_secure_record_ends_inside_frame(void **state)
  * intact and counted. */
 static void test_secure_many_small_messages(void **state)
 {
-    struct swc_secchan_config scfg, ccfg;
-    secure_cfgs(&scfg, &ccfg);
-    make_server(NULL);
-    assert_int_equal(swc_rpc_server_listen_tcp(srv, "127.0.0.1:0", &scfg), 0);
-    assert_int_equal(swc_rpc_server_port(srv, &port), 0);
+    struct swc_secchan_config ccfg;
+    listen_secure(&ccfg);
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     struct swc_rpc_conn *c = NULL;
