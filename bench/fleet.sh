@@ -154,6 +154,12 @@ max_lag_ms() {
   cat "$BASE"/m*/daemon.log 2>/dev/null | sed -n 's/.*loop lag: max \([0-9]*\) ms.*/\1/p' |
     sort -n | tail -n1
 }
+# max_turn_ms leader|follower: the longest single turn logged in that role.
+max_turn_ms() {
+  local sel=(grep -v 'leader)'); [ "$1" = leader ] && sel=(grep 'leader)')
+  cat "$BASE"/m*/daemon.log 2>/dev/null | grep 'loop lag' | "${sel[@]}" |
+    sed -n 's/.*a turn of \([0-9]*\) ms.*/\1/p' | sort -n | tail -n1
+}
 # --- heartbeats of HB_NODES nodes ---------------------------------------------------------------
 if [ "$HB_NODES" = 0 ]; then :
 elif ! budget_ok $((IDLE + 90)) "$G" "$HB_NODES nodes heartbeating"; then :
@@ -231,6 +237,9 @@ rec "$G" "$TASKS replicas on $NODES nodes: leader changes during create → all 
   "$(($(leader_terms) - terms0))"
 rec "$G" "max loop turn of any manager so far (loop-lag probe; only turns over 100 ms are logged)" ms \
   "0 when the probe logged nothing" "$(max_lag_ms | grep . || echo 0)"
+rec "$G" "longest loop turn while leader / while follower (loop-lag probe, > 100 ms only)" ms \
+  "leader $(max_turn_ms leader | grep . || echo 0) ms, follower $(max_turn_ms follower | grep . || echo 0) ms" \
+  "$(max_turn_ms leader | grep . || echo 0)"
 sleep 2
 rss1=$(rss_kib "${MPID[$L]}")
 rec "$G" "leader RSS with $TASKS tasks" MiB "" "$((rss1 / 1024))"

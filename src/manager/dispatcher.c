@@ -4,8 +4,12 @@
  * description and READY into the store) and stays open as the session's
  * lifeline; "dispatcher.Heartbeat" only touches memory (no raft write per
  * heartbeat); "dispatcher.Assignments" streams the node's tasks: a complete
- * set first, then numbered incremental changes built from store events and
- * flushed at each commit; "dispatcher.UpdateTaskStatus" queues statuses,
+ * set first, then numbered incremental changes. Store events only note which
+ * tasks changed for which session; after the commit a 0 ms timer builds and
+ * sends the changes from the store, a time budget's worth of sessions per
+ * loop turn, so applying a big entry does not also encode it for every
+ * worker. Complete sets are spread the same way (after a leader change every
+ * node asks for one at once). "dispatcher.UpdateTaskStatus" queues statuses,
  * which are coalesced and written in batches every 100 ms. A status that
  * would move a task backwards is dropped, and a node may only report its own
  * tasks. A timer marks nodes DOWN after 3 missed heartbeat periods (6 right
@@ -26,10 +30,14 @@
 #define CHECK_MS        500
 #define REG_WINDOW_NS   (8 * SWC_NS_PER_SEC)
 #define REG_MAX         3
-#define STATUS_BATCH    4000 /* statuses per write: keeps one flush ~10-20 ms */
-#define LAG_MS          50   /* loop-lag probe period */
-#define LAG_INFO_MS     100  /* a turn longer than this is logged */
-#define LAG_WARN_MS     200  /* ... as a warning */
+#define STATUS_BATCH    4000                 /* statuses per write: keeps one flush ~10-20 ms */
+#define FLUSH_NS        (15 * SWC_NS_PER_MS) /* ... and this bounds it on a busy host */
+#define LAG_MS          50                   /* loop-lag probe period */
+#define LAG_INFO_MS     100                  /* a turn longer than this is logged */
+#define LAG_WARN_MS     200                  /* ... as a warning */
+#define SLOW_EVENTS_MS  50                   /* an entry's events slower than this are logged */
+#define SEND_NS         (20 * SWC_NS_PER_MS) /* incremental sends per loop turn */
+#define COMPLETE_NS     (10 * SWC_NS_PER_MS) /* complete sets built per loop turn */
 
 struct session;
 
@@ -45,6 +53,13 @@ struct sent_task {
     UT_hash_handle all;
 };
 
+/* A task whose change a session has yet to hear (its current state is read
+ * from the store when the change is sent). */
+struct changed_task {
+    char id[SWC_STORE_ID_MAX + 1];
+    UT_hash_handle hh;
+};
+
 struct session {
     char node_id[SWC_STORE_ID_MAX + 1];
     char session_id[SWC_ID_LEN + 1];
@@ -56,8 +71,10 @@ struct session {
     struct sent_task *sent;
     Swarmc__Assignment **pending; /* incremental changes not yet sent */
     size_t npending, cap;
+    struct changed_task *changed; /* updates not yet built into pending */
     bool down_written;
     bool ready_pending; /* writing READY failed: check_nodes writes it again */
+    bool want_complete; /* its complete set waits for a later turn */
     int64_t reg_times[REG_MAX];
     UT_hash_handle hh;
     UT_hash_handle by_sid; /* in swc_dispatcher.by_session */
@@ -80,6 +97,7 @@ struct swc_dispatcher {
     struct status_item *statuses;
     struct swc_store_watch watch;
     bool watching;
+    int64_t ev_ns; /* time spent in this entry's events so far */
     bool leader;
     int64_t leader_since;
     uv_timer_t flush_timer;
@@ -92,6 +110,15 @@ struct swc_dispatcher {
     uv_timer_t lag_timer;
     int64_t lag_last;
     int64_t lag_max;
+    /* Complete sets (a node's whole task list) are spread over loop turns:
+     * after a leader change every node asks for one at once. */
+    uv_timer_t complete_timer;
+    /* Incremental changes are built and sent after the commit that made
+     * them, a time budget's worth of sessions per turn, not inside apply. */
+    uv_timer_t send_timer;
+    size_t ncomplete;       /* sessions with want_complete */
+    uint64_t complete_turn; /* uv_now() of the turn complete_spent counts */
+    int64_t complete_spent;
 };
 
 /* ---- assignments ------------------------------------------------------------ */
@@ -142,10 +169,16 @@ static void free_assignment(Swarmc__Assignment *a)
 
 static void clear_pending(struct session *s)
 {
+    struct changed_task *c, *tmp;
     for (size_t i = 0; i < s->npending; i++) {
         free_assignment(s->pending[i]);
     }
     s->npending = 0;
+    HASH_ITER(hh, s->changed, c, tmp)
+    {
+        HASH_DEL(s->changed, c);
+        swc_free(c);
+    }
 }
 
 static void sent_del(struct session *s, struct sent_task *e)
@@ -255,6 +288,62 @@ static void send_complete(struct session *s)
     send_message(s, SWARMC__ASSIGNMENTS_TYPE__ASSIGNMENTS_COMPLETE);
 }
 
+static void complete_tick(uv_timer_t *timer);
+
+static void want_complete_clear(struct session *s)
+{
+    if (s->want_complete) {
+        s->want_complete = false;
+        s->d->ncomplete--;
+    }
+}
+
+/* Send s its complete set now if this turn's budget allows, otherwise from
+ * complete_tick in a later turn (incremental changes wait for it). */
+static void request_complete(struct session *s)
+{
+    struct swc_dispatcher *d = s->d;
+    uint64_t turn = uv_now(d->m->loop);
+    if (d->complete_turn != turn) {
+        d->complete_turn = turn;
+        d->complete_spent = 0;
+    }
+    if (d->ncomplete == 0 && d->complete_spent < COMPLETE_NS) {
+        int64_t t0 = swc_now_mono();
+        send_complete(s);
+        d->complete_spent += swc_now_mono() - t0;
+        return;
+    }
+    if (!s->want_complete) {
+        s->want_complete = true;
+        d->ncomplete++;
+        clear_pending(s);
+    }
+    if (!uv_is_active((uv_handle_t *)&d->complete_timer)) {
+        uv_timer_start(&d->complete_timer, complete_tick, 0, 0);
+    }
+}
+
+/* Send the queued complete sets, a time budget's worth per turn. */
+static void complete_tick(uv_timer_t *timer)
+{
+    struct swc_dispatcher *d = timer->data;
+    int64_t deadline = swc_manager_turn_deadline(d->m, COMPLETE_NS);
+    for (struct session *s = d->sessions; s != NULL && d->ncomplete > 0; s = s->hh.next) {
+        if (!s->want_complete) {
+            continue;
+        }
+        if (swc_now_mono() >= deadline) {
+            uv_timer_start(&d->complete_timer, complete_tick, 0, 0);
+            return;
+        }
+        want_complete_clear(s);
+        if (s->assign_req != NULL) {
+            send_complete(s);
+        }
+    }
+}
+
 /* A task changed: queue what its node must hear. */
 static void task_changed(struct swc_dispatcher *d, const struct swc_store_event *ev)
 {
@@ -266,7 +355,7 @@ static void task_changed(struct swc_dispatcher *d, const struct swc_store_event 
         /* Gone: the session that had it hears a remove. */
         struct sent_task *e = NULL;
         HASH_FIND(all, d->sent_all, ev->id, strlen(ev->id), e);
-        if (e != NULL && e->s->assign_req != NULL) {
+        if (e != NULL && e->s->assign_req != NULL && !e->s->want_complete) {
             s = e->s;
             sent_del(s, e);
             Swarmc__Assignment *a = make_remove(ev->id);
@@ -277,7 +366,7 @@ static void task_changed(struct swc_dispatcher *d, const struct swc_store_event 
         return;
     }
     HASH_FIND_STR(d->sessions, o.node_id, s);
-    if (s == NULL || s->assign_req == NULL || !assignable(&o)) {
+    if (s == NULL || s->assign_req == NULL || s->want_complete || !assignable(&o)) {
         return;
     }
     struct sent_task *e = NULL;
@@ -285,27 +374,83 @@ static void task_changed(struct swc_dispatcher *d, const struct swc_store_event 
     if (e != NULL && e->desired == o.desired_state) {
         return; /* a status change the worker itself reported */
     }
-    Swarmc__Assignment *a = make_update(&o);
-    if (a != NULL && push_pending(s, a) == 0) {
-        note_sent(s, &o, a->task->spec_version);
+    struct changed_task *c = NULL;
+    HASH_FIND_STR(s->changed, o.id, c);
+    if (c == NULL && (c = swc_calloc(1, sizeof *c)) != NULL) {
+        snprintf(c->id, sizeof c->id, "%s", o.id);
+        HASH_ADD_STR(s->changed, id, c);
     }
 }
+
+/* Build a session's changed tasks into assignments (from the store as it is
+ * now) and send them. */
+static void flush_session(struct session *s)
+{
+    struct swc_store *st = s->d->m->store;
+    struct changed_task *c, *tmp;
+    HASH_ITER(hh, s->changed, c, tmp)
+    {
+        struct swc_store_obj o;
+        if (swc_store_get(st, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, c->id, &o) == 0 &&
+            strcmp(o.node_id, s->node_id) == 0 && assignable(&o)) {
+            Swarmc__Assignment *a = make_update(&o);
+            if (a != NULL && push_pending(s, a) == 0) {
+                note_sent(s, &o, a->task->spec_version);
+            }
+        }
+        HASH_DEL(s->changed, c);
+        swc_free(c);
+    }
+    if (s->npending > 0) {
+        send_message(s, SWARMC__ASSIGNMENTS_TYPE__ASSIGNMENTS_INCREMENTAL);
+    }
+}
+
+static void send_tick(uv_timer_t *timer)
+{
+    struct swc_dispatcher *d = timer->data;
+    int64_t deadline = swc_manager_turn_deadline(d->m, SEND_NS);
+    for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
+        if (s->assign_req == NULL || s->want_complete || (s->npending == 0 && s->changed == NULL)) {
+            continue;
+        }
+        if (swc_now_mono() >= deadline) {
+            uv_timer_start(&d->send_timer, send_tick, 0, 0);
+            return;
+        }
+        flush_session(s);
+    }
+}
+
+static void on_event_inner(struct swc_dispatcher *d, const struct swc_store_event *ev);
 
 static void on_event(void *data, const struct swc_store_event *ev)
 {
     struct swc_dispatcher *d = data;
+    int64_t t0 = swc_now_mono();
+    on_event_inner(d, ev);
+    d->ev_ns += swc_now_mono() - t0;
     if (ev->type == SWC_STORE_EV_COMMIT) {
-        for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
-            if (s->assign_req != NULL && s->npending > 0) {
-                send_message(s, SWARMC__ASSIGNMENTS_TYPE__ASSIGNMENTS_INCREMENTAL);
-            }
+        if (d->ev_ns > SLOW_EVENTS_MS * SWC_NS_PER_MS) {
+            swc_infof(MOD, "slow events: entry %llu took %lld ms", (unsigned long long)ev->index,
+                      (long long)(d->ev_ns / SWC_NS_PER_MS));
+        }
+        d->ev_ns = 0;
+    }
+}
+
+static void on_event_inner(struct swc_dispatcher *d, const struct swc_store_event *ev)
+{
+    if (ev->type == SWC_STORE_EV_COMMIT) {
+        if (!uv_is_active((uv_handle_t *)&d->send_timer)) {
+            uv_timer_start(&d->send_timer, send_tick, 0, 0);
         }
         return;
     }
     if (ev->type == SWC_STORE_EV_RESTORE) {
         for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
             if (s->assign_req != NULL) {
-                send_complete(s);
+                request_complete(s);
             }
         }
         return;
@@ -425,6 +570,7 @@ static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
 
 static void session_free(struct swc_dispatcher *d, struct session *s)
 {
+    want_complete_clear(s);
     HASH_DEL(d->sessions, s);
     if (s->in_sid) {
         HASH_DELETE(by_sid, d->by_session, s);
@@ -673,7 +819,7 @@ static void h_assignments(struct swc_rpc_req *req, const uint8_t *payload, size_
     s->assign_req = req;
     s->seq = 0;
     swc_rpc_req_on_cancel(req, assign_canceled, s);
-    send_complete(s);
+    request_complete(s);
 }
 
 /* ---- statuses ---------------------------------------------------------------- */
@@ -720,7 +866,7 @@ static void statuses_written(void *data, int result, const char *msg)
     if (d->statuses != NULL && !d->flush_armed && d->leader) {
         /* A backlog of a full batch or more goes out at once (a chunk per
          * commit); a trickle waits for the batching period. */
-        bool backlog = HASH_COUNT(d->statuses) >= STATUS_BATCH;
+        bool backlog = HASH_COUNT(d->statuses) >= STATUS_BATCH / 8;
         d->flush_armed = true;
         uv_timer_start(&d->flush_timer, flush_statuses,
                        result != 0 ? 5 : (backlog ? 0 : STATUS_FLUSH_MS), 0);
@@ -755,9 +901,10 @@ static void flush_statuses(uv_timer_t *timer)
         return;
     }
     size_t count = 0;
+    int64_t deadline = swc_manager_turn_deadline(d->m, FLUSH_NS);
     HASH_ITER(hh, d->statuses, e, tmp)
     {
-        if (b->n >= cap || t.bytes > 1024 * 1024) {
+        if (b->n >= cap || t.bytes > 1024 * 1024 || (b->n > 0 && swc_now_mono() >= deadline)) {
             break;
         }
         struct swc_store_obj o;
@@ -958,7 +1105,10 @@ int swc_dispatcher_create(struct swc_manager *m, struct swc_dispatcher **out)
     uv_timer_init(m->loop, &d->flush_timer);
     uv_timer_init(m->loop, &d->check_timer);
     uv_timer_init(m->loop, &d->lag_timer);
+    uv_timer_init(m->loop, &d->complete_timer);
+    uv_timer_init(m->loop, &d->send_timer);
     d->flush_timer.data = d->check_timer.data = d->lag_timer.data = d;
+    d->complete_timer.data = d->send_timer.data = d;
     uv_timer_start(&d->lag_timer, lag_tick, LAG_MS, LAG_MS);
     uv_unref((uv_handle_t *)&d->lag_timer); /* never keeps the loop alive */
     d->watch.cb = on_event;
@@ -1009,6 +1159,8 @@ void swc_dispatcher_leader(struct swc_dispatcher *d, bool leader)
         }
         uv_timer_stop(&d->check_timer);
         uv_timer_stop(&d->flush_timer);
+        uv_timer_stop(&d->complete_timer);
+        uv_timer_stop(&d->send_timer);
         d->flush_armed = false;
         drop_sessions(d, "this manager is no longer the leader");
     }
@@ -1026,7 +1178,9 @@ void swc_dispatcher_destroy(struct swc_dispatcher *d)
 {
     swc_dispatcher_leader(d, false);
     d->closing = true;
-    d->open_timers = 3;
+    d->open_timers = 5;
+    uv_close((uv_handle_t *)&d->send_timer, timer_closed);
+    uv_close((uv_handle_t *)&d->complete_timer, timer_closed);
     uv_close((uv_handle_t *)&d->lag_timer, timer_closed);
     uv_close((uv_handle_t *)&d->flush_timer, timer_closed);
     uv_close((uv_handle_t *)&d->check_timer, timer_closed);

@@ -18,7 +18,8 @@
 #include "base/log.h"
 #include "net/cert.h"
 
-#define MOD "manager"
+#define MOD           "manager"
+#define SLOW_APPLY_MS 50 /* an entry applied slower than this is logged */
 
 uint8_t *swc_pb_pack(const ProtobufCMessage *msg, size_t *len)
 {
@@ -52,7 +53,15 @@ static int fsm_apply(void *data, uint64_t index, const uint8_t *payload, size_t 
 {
     struct swc_manager *m = data;
     struct apply_ctx c = {m, 0};
+    int64_t t0 = swc_now_mono();
     int rv = swc_store_apply_entry(m->store, index, payload, len, apply_result_cb, &c);
+    int64_t took = swc_now_mono() - t0;
+    if (took > SLOW_APPLY_MS * SWC_NS_PER_MS) {
+        /* store apply plus the watchers (pipeline, dispatcher) it calls */
+        swc_infof(MOD, "slow apply: entry %llu of %zu bytes took %lld ms%s",
+                  (unsigned long long)index, len, (long long)(took / SWC_NS_PER_MS),
+                  m->leader ? " (leader)" : "");
+    }
     if (rv != 0) {
         swc_errorf(MOD, "apply entry %llu: %s", (unsigned long long)index, swc_strerror(rv));
         return rv;
@@ -898,6 +907,25 @@ int swc_manager_restore(struct swc_manager *m, struct swc_manager_backup *b,
     return 0;
 }
 
+int64_t swc_manager_turn_deadline(struct swc_manager *m, int64_t budget_ns)
+{
+    int64_t now = swc_now_mono();
+    uint64_t turn = m->loop != NULL ? uv_now(m->loop) : 0;
+    if (turn != m->turn_id || m->turn_start == 0) {
+        m->turn_id = turn; /* uv_now moves once per loop turn (and after poll) */
+        m->turn_start = now;
+    }
+    int64_t deadline = now + budget_ns;
+    int64_t cap = m->turn_start + SWC_MANAGER_TURN_NS;
+    if (cap < deadline) {
+        deadline = cap;
+    }
+    if (deadline < now + SWC_MANAGER_TURN_MIN_NS) {
+        deadline = now + SWC_MANAGER_TURN_MIN_NS;
+    }
+    return deadline;
+}
+
 bool swc_manager_node_removed(struct swc_manager *m, const char *node_id)
 {
     struct swc_store_iter it;
@@ -907,11 +935,16 @@ bool swc_manager_node_removed(struct swc_manager *m, const char *node_id)
     if (node_id == NULL || !swc_store_iter_next(&it, &o)) {
         return false;
     }
+    if (m->removed_none_version != 0 && m->removed_none_version == o.version) {
+        return false; /* this Cluster version lists no removed node */
+    }
     Swarmc__Cluster *c = (Swarmc__Cluster *)swc_store_decode(&o, NULL);
     for (size_t i = 0; c != NULL && i < c->n_removed_nodes; i++) {
         removed |= strcmp(c->removed_nodes[i], node_id) == 0;
     }
     if (c != NULL) {
+        /* A registration storm asks once per node: decode each version once. */
+        m->removed_none_version = c->n_removed_nodes == 0 ? o.version : 0;
         swc_store_free_decoded(&c->base);
     }
     return removed;

@@ -48,7 +48,25 @@ struct swc_manager {
     struct swc_rpc_conn *leader_conn;
     struct swc_raftnet *raftnet; /* raft over the secure tunnel, or NULL */
     char leader_conn_addr[SWC_RAFT_ADDR_MAX];
+    /* The loop turn (uv_now value) the leader loops share a budget in. */
+    uint64_t turn_id;
+    int64_t turn_start;
+    /* Version of the Cluster object known to list no removed node (0 =
+     * unknown): swc_manager_node_removed skips decoding it. */
+    uint64_t removed_none_version;
 };
+
+/* How much of one loop turn the leader's chunked loops (pipeline pass,
+ * dispatcher sends and status flushes) may use together, so their sum
+ * stays well under the raft election timeout. */
+#define SWC_MANAGER_TURN_NS (20 * SWC_NS_PER_MS)
+/* Guaranteed to each chunk, so none starves when others used the turn. */
+#define SWC_MANAGER_TURN_MIN_NS (2 * SWC_NS_PER_MS)
+
+/* Deadline (monotonic ns) for a chunk of work that wants budget_ns: capped
+ * by what is left of this loop turn's shared budget, but never less than
+ * SWC_MANAGER_TURN_MIN_NS from now. */
+int64_t swc_manager_turn_deadline(struct swc_manager *m, int64_t budget_ns);
 
 /* Forward a write request to the leader and relay its reply (followers). */
 void swc_control_forward(struct swc_manager *m, struct swc_rpc_req *req, const uint8_t *payload,

@@ -2,28 +2,39 @@
  * scheduler and reaper, run as one reconciliation pass (DESIGN §6).
  *
  * The pass is incremental. A store watcher turns events into work: a changed
- * service, a task whose orchestration-relevant fields changed (desired state,
- * node, alive or not, RUNNING or not) or a changed node marks services dirty
- * in a per-service table; a task in NEW or PENDING, or a node or liveness
- * change, asks for the allocator or the scheduler. A pass reconciles only the
- * dirty services (the first pass after a leader change, and one after a
- * snapshot restore, marks every service dirty: the full reconciliation).
+ * service, a task whose orchestration-relevant fields changed or a changed
+ * node marks services dirty in a per-service table; a task in NEW or
+ * PENDING, or a node or liveness change, asks for the allocator or the
+ * scheduler. A pass reconciles only the dirty services (the first pass after
+ * a leader change, and one after a snapshot restore, marks every service
+ * dirty: the full reconciliation). Relevant means: desired state, liveness,
+ * a dead task's state, a task on a node that is lost; a task reaching
+ * RUNNING, a task the pipeline created and the scheduler's placement are
+ * relevant only while an update watches the service (or for global
+ * services). So 100,000 tasks coming up cost no orchestration at all.
  *
  * Decoding whole tasks is the expensive part, so the pipeline keeps a compact
  * cache of what the orchestrators need of each task (struct tcache), keyed by
- * id and checked against the stored version: reconciling a service whose
- * tasks did not change decodes nothing. The reaper and the scheduler's
- * accounting read the store's indexed fields and this cache.
+ * id and checked against the stored version; tasks it creates enter the
+ * cache as they are written. Nodes are cached decoded (struct ncache) and
+ * re-decoded only when they change, and the scheduler's state (nodes,
+ * reservations, per-service counts) lives across passes: placements update
+ * it as they are made, and only a change it cannot follow (a node, a task
+ * dying or leaving a node, a failed write) makes it rebuilt.
  *
- * Work per pass is bounded (task decodes and task writes): what does not fit
- * stays dirty and the next pass runs once the writes of this one committed
- * (or after a 0 ms timer when nothing was written), so the loop gets back to
- * raft heartbeats and worker sessions between chunks. Writes go through raft;
- * while any are in flight the pipeline waits, so each pass sees the results of
- * the last one and never decides twice on the same state. All decisions are
- * taken by the pure modules (orchestrator.c, update.c, scheduler.c,
- * reaper.c); this file gathers their inputs and turns their actions into
- * transactions.
+ * Work per pass is bounded by counts and by time (PASS_NS, shared with the
+ * dispatcher's chunked loops through swc_manager_turn_deadline): what does
+ * not fit stays for the next pass, which runs once the writes of this one
+ * committed (or after a 0 ms timer when nothing was written), so the loop
+ * gets back to raft heartbeats and worker sessions between chunks. A
+ * replicated service whose creations do not fit keeps them as a backlog of
+ * slots that later passes write without reconciling again; backlog tasks are
+ * placed by the scheduler as they are created and written once, ASSIGNED.
+ * While writes are in flight the pipeline waits, so each pass sees the
+ * results of the last one and never decides twice on the same state. All
+ * decisions are taken by the pure modules (orchestrator.c, update.c,
+ * scheduler.c, reaper.c); this file gathers their inputs and turns their
+ * actions into transactions.
  *
  * Tasks on nodes that are DOWN or drained are shown to the orchestrators as
  * ORPHANED, so their slots are refilled elsewhere, and are shut down. */
@@ -46,9 +57,14 @@
 #define TXN_SPLIT_BYTES (1024 * 1024)
 /* Per pass: at most this many whole-task decodes and task writes (a decode
  * or an encode costs a few µs: a chunk stays within ~20-40 ms). */
-#define PASS_DECODES 8000
-#define PASS_WRITES  4000
-#define MAX_VERSIONS 8
+#define PASS_DECODES     8000
+#define PASS_WRITES      4000
+#define PASS_NS          (15 * SWC_NS_PER_MS)
+#define MIN_WALK_DECODES 2000
+#define PLACE_GROUP      64 /* backlog tasks placed per call of the scheduler */
+#define MAX_VERSIONS     8
+#define SLOW_PASS_MS     50 /* a pass longer than this is logged with its phases */
+#define SLOW_EVENTS_MS   50 /* ... and an entry's events that took longer than this */
 
 /* What the orchestrators, the update supervisor and the scheduler's
  * accounting need of a task, valid for one stored version. */
@@ -76,6 +92,28 @@ struct svc_state {
     int64_t wake; /* wall time of a delayed restart / update step, 0 = none */
     char *failed; /* port allocation failure, or NULL */
     bool realloc; /* endpoint written this pass: reconcile after it commits */
+    /* Replicated slots the orchestrator decided to create that did not fit
+     * in the pass's write budget: later passes write them without
+     * reconciling again (dropped when the service changes or is dirtied). */
+    uint64_t *backlog;
+    size_t nbacklog, backlog_pos;
+    uint64_t backlog_version, backlog_iter;
+    UT_hash_handle hh;
+};
+
+/* A PENDING task the scheduler could not place (see swc_pipeline). */
+struct unplaced {
+    char id[SWC_STORE_ID_MAX + 1];
+    UT_hash_handle hh;
+};
+
+/* What the pipeline keeps of a node between passes: the decoded object (the
+ * scheduler's input) and the two fields orchestration decisions depend on. */
+struct ncache {
+    char id[SWC_STORE_ID_MAX + 1];
+    Swarmc__Node *pb;
+    bool ready;
+    int availability;
     UT_hash_handle hh;
 };
 
@@ -92,20 +130,36 @@ struct swc_pipeline {
     bool need_sched;  /* PENDING tasks may be placeable */
     struct svc_state *svcs;
     struct tcache *tasks;
+    struct ncache *nodes;
+    bool nodes_stale; /* rebuild the node cache at the next pass */
+    /* The scheduler's view (nodes, reservations, per-service counts, recent
+     * failures) lives across passes: placements update it as they are made,
+     * and anything else that changes it (a node, a task dying or leaving a
+     * node, a failed write) makes it stale, to be rebuilt at the next pass. */
+    struct swc_sched *sched;
+    bool sched_stale;
+    /* PENDING tasks the current sched could not place: skipped until it is
+     * rebuilt (cleared then), so they do not hide the tasks behind them. */
+    struct unplaced *unplaced;
+    bool accounted; /* the tasks in the store are accounted in sched */
     size_t ndirty;
+    size_t backlogs; /* services with a backlog of creates */
     swc_pipeline_write_fn write;
     void *write_data;
+    int64_t ev_ns; /* time spent in this entry's events so far */
     struct swc_pipeline_stats stats;
 };
 
-/* Budget of one pass. */
+/* Budget of one pass: counts, and a deadline on the monotonic clock (the
+ * managers share their cores, so a count alone can take 10x longer). */
 struct budget {
     size_t decodes, writes;
+    int64_t deadline;
 };
 
 static bool budget_left(const struct budget *b)
 {
-    return b->decodes > 0 && b->writes > 0;
+    return b->decodes > 0 && b->writes > 0 && swc_now_mono() < b->deadline;
 }
 
 /* ---- batched writes -------------------------------------------------------- */
@@ -124,14 +178,26 @@ static void timer_closed(uv_handle_t *h)
     swc_free(h->data);
 }
 
+static void unplaced_clear(struct swc_pipeline *p)
+{
+    struct unplaced *u, *tmp;
+    HASH_ITER(hh, p->unplaced, u, tmp)
+    {
+        HASH_DEL(p->unplaced, u);
+        swc_free(u);
+    }
+}
+
 static void free_state(struct swc_pipeline *p)
 {
     struct svc_state *s, *stmp;
     struct tcache *t, *ttmp;
+    struct ncache *n, *ntmp;
     HASH_ITER(hh, p->svcs, s, stmp)
     {
         HASH_DEL(p->svcs, s);
         swc_free(s->failed);
+        swc_free(s->backlog);
         swc_free(s);
     }
     HASH_ITER(hh, p->tasks, t, ttmp)
@@ -139,6 +205,17 @@ static void free_state(struct swc_pipeline *p)
         HASH_DEL(p->tasks, t);
         swc_free(t);
     }
+    HASH_ITER(hh, p->nodes, n, ntmp)
+    {
+        HASH_DEL(p->nodes, n);
+        swc_store_free_decoded(&n->pb->base);
+        swc_free(n);
+    }
+    p->nodes_stale = true;
+    p->backlogs = 0;
+    unplaced_clear(p);
+    swc_sched_destroy(p->sched);
+    p->sched = NULL;
     p->ndirty = 0;
 }
 
@@ -158,6 +235,9 @@ static void write_cb(void *data, int result, const char *msg)
     if (result == SWC_ECONFLICT) {
         /* The store moved under a decision: look at everything again. */
         p->full = true;
+    }
+    if (result != 0) {
+        p->sched_stale = true; /* its placements did not happen */
     }
     p->dirty = true;
     if (p->inflight == 0) {
@@ -340,15 +420,120 @@ static void tcache_to_orch(const struct tcache *t, struct swc_orch_task *ot)
     ot->running_at = t->running_at;
 }
 
-static void node_changed(struct swc_pipeline *p, const char *node_id)
+/* ---- node cache ------------------------------------------------------------------ */
+
+static void ncache_del(struct swc_pipeline *p, struct ncache *n)
+{
+    HASH_DEL(p->nodes, n);
+    swc_store_free_decoded(&n->pb->base);
+    swc_free(n);
+}
+
+/* Refresh one node's entry from the store (removed when the node is gone).
+ * Returns the entry or NULL; *changed says whether readiness or
+ * availability moved. */
+static struct ncache *ncache_refresh(struct swc_pipeline *p, const char *id, bool *changed)
+{
+    struct ncache *n = NULL;
+    size_t len = strlen(id);
+    *changed = true;
+    if (len == 0 || len > SWC_STORE_ID_MAX) {
+        return NULL;
+    }
+    HASH_FIND(hh, p->nodes, id, len, n);
+    int err = 0;
+    Swarmc__Node *pb = (Swarmc__Node *)swc_store_get_decoded(
+        p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, id, &err);
+    if (pb == NULL) {
+        if (n != NULL) {
+            ncache_del(p, n);
+        }
+        if (err == SWC_ENOMEM) {
+            p->nodes_stale = true;
+        }
+        return NULL;
+    }
+    bool ready = pb->status != NULL && pb->status->state == SWARMC__NODE_STATE__NODE_STATE_READY;
+    int avail = pb->spec != NULL ? (int)pb->spec->availability : 0;
+    if (n == NULL) {
+        n = swc_calloc(1, sizeof *n);
+        if (n == NULL) {
+            swc_store_free_decoded(&pb->base);
+            p->nodes_stale = true;
+            return NULL;
+        }
+        memcpy(n->id, id, len + 1);
+        HASH_ADD(hh, p->nodes, id[0], len, n);
+    } else {
+        *changed = n->ready != ready || n->availability != avail;
+        swc_store_free_decoded(&n->pb->base);
+    }
+    n->pb = pb;
+    n->ready = ready;
+    n->availability = avail;
+    return n;
+}
+
+/* Decode every node again (leadership start, restore, out of memory). */
+static void ncache_rebuild(struct swc_pipeline *p)
 {
     struct swc_store_iter it;
     struct swc_store_obj o;
-    /* Its tasks may be lost now (or back), and global services follow nodes. */
-    swc_store_iter_node_tasks(p->m->store, node_id, &it);
-    while (swc_store_iter_next(&it, &o)) {
-        mark_svc(p, o.service_id);
+    struct ncache *n, *tmp;
+    bool changed;
+    HASH_ITER(hh, p->nodes, n, tmp)
+    {
+        ncache_del(p, n);
     }
+    p->nodes_stale = false;
+    swc_store_iter_kind(p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        ncache_refresh(p, o.id, &changed);
+    }
+}
+
+/* True when a task on this node counts as lost (node unknown, not ready or
+ * drained). */
+static bool node_bad(struct swc_pipeline *p, const char *id)
+{
+    struct ncache *n = NULL;
+    if (id == NULL || id[0] == '\0') {
+        return false;
+    }
+    if (p->nodes_stale) {
+        return true; /* unknown yet: let the orchestrator look */
+    }
+    HASH_FIND_STR(p->nodes, id, n);
+    return n == NULL || !n->ready ||
+           n->availability == SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_DRAIN;
+}
+
+static void node_changed(struct swc_pipeline *p, const struct swc_store_event *ev)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    bool changed = true;
+    p->sched_stale = true;
+    if (!p->nodes_stale) {
+        if (ev->type == SWC_STORE_EV_REMOVE) {
+            struct ncache *n = NULL;
+            HASH_FIND_STR(p->nodes, ev->id, n);
+            if (n != NULL) {
+                ncache_del(p, n);
+            }
+        } else {
+            ncache_refresh(p, ev->id, &changed);
+        }
+    }
+    /* Its tasks may be lost now (or back); a node re-registering with the
+     * same state (a new session, a new description) changes no slot. */
+    if (changed) {
+        swc_store_iter_node_tasks(p->m->store, ev->id, &it);
+        while (swc_store_iter_next(&it, &o)) {
+            mark_svc(p, o.service_id);
+        }
+    }
+    /* Global services follow nodes (labels, platform, readiness). */
     for (struct svc_state *s = p->svcs; s != NULL; s = s->hh.next) {
         if (!s->known || is_global(s->mode)) {
             mark_svc(p, s->id);
@@ -357,12 +542,29 @@ static void node_changed(struct swc_pipeline *p, const char *node_id)
     p->need_sched = true;
 }
 
+/* Whether a service's decisions depend on its tasks reaching RUNNING: only
+ * while an update (or rollback) is in progress, for global services, and for
+ * services the pipeline has not looked at yet. Scale-down also prefers tasks
+ * not yet RUNNING, but a scale-down is a service change and reads tasks
+ * afresh. */
+static bool watches_running(const struct svc_state *ss)
+{
+    if (ss == NULL || !ss->known || is_global(ss->mode) || !ss->has_upd) {
+        return true;
+    }
+    return ss->upd.state == SWARMC__UPDATE_STATE__UPDATE_STATE_UPDATING ||
+           ss->upd.state == SWARMC__UPDATE_STATE__UPDATE_STATE_ROLLBACK_STARTED;
+}
+
 static void task_changed(struct swc_pipeline *p, const struct swc_store_event *ev)
 {
     struct swc_store_obj o;
     struct tcache *t = tcache_find(p, ev->id);
     if (ev->type == SWC_STORE_EV_REMOVE ||
         swc_store_get(p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, ev->id, &o) != 0) {
+        if (t == NULL || (t->node_id[0] != '\0' && live(t->desired, t->state))) {
+            p->sched_stale = true; /* it may have held resources */
+        }
         if (t != NULL) {
             mark_svc(p, t->service_id);
             HASH_DEL(p->tasks, t);
@@ -376,25 +578,68 @@ static void task_changed(struct swc_pipeline *p, const struct swc_store_event *e
     } else if (o.state == SWARMC__TASK_STATE__TASK_STATE_PENDING) {
         p->need_sched = true;
     }
-    /* Only what the orchestrators decide on makes the service dirty; the
-     * steps a worker reports between ASSIGNED and RUNNING do not. */
-    bool relevant = t == NULL || t->desired != o.desired_state ||
-                    strcmp(t->node_id, o.node_id) != 0 ||
-                    live(t->desired, t->state) != live(o.desired_state, o.state) ||
-                    (t->state == SWARMC__TASK_STATE__TASK_STATE_RUNNING) !=
-                        (o.state == SWARMC__TASK_STATE__TASK_STATE_RUNNING) ||
-                    (t->state > SWARMC__TASK_STATE__TASK_STATE_RUNNING && t->state != o.state);
-    if (relevant) {
-        mark_svc(p, o.service_id);
-        if (t != NULL && live(t->desired, t->state) != live(o.desired_state, o.state)) {
+    if (t != NULL && t->version == 0 && ev->type == SWC_STORE_EV_CREATE) {
+        t->version = ev->version; /* the entry create_task made is exact */
+    }
+    /* Only what the orchestrators decide on makes the service dirty. The
+     * steps a worker reports between ASSIGNED and RUNNING, a task the
+     * pipeline just created and the scheduler's placement do not, unless
+     * an update watches tasks come up or the node is already lost. */
+    struct svc_state *ss = svc_get(p, o.service_id, false);
+    bool watch = watches_running(ss);
+    bool now_live = live(o.desired_state, o.state);
+    bool relevant;
+    if (t == NULL) {
+        relevant = !now_live || watch || node_bad(p, o.node_id);
+        if (o.node_id[0] != '\0' && (ev->type == SWC_STORE_EV_CREATE ? now_live : !now_live)) {
+            p->sched_stale = true; /* created on a node, or may have left one */
+        }
+    } else {
+        bool was_live = live(t->desired, t->state);
+        bool moved = strcmp(t->node_id, o.node_id) != 0;
+        /* Placements are in sched already (PENDING -> ASSIGNED moves from
+         * no node to one); any other move or a change of liveness on a
+         * node changes reservations. */
+        if ((moved && t->node_id[0] != '\0') ||
+            (was_live != now_live && (t->node_id[0] != '\0' || o.node_id[0] != '\0'))) {
+            p->sched_stale = true;
+        }
+        relevant = t->desired != o.desired_state || was_live != now_live ||
+                   (t->state > SWARMC__TASK_STATE__TASK_STATE_RUNNING && t->state != o.state) ||
+                   (moved && (is_global(ss != NULL ? ss->mode : 0) || node_bad(p, o.node_id))) ||
+                   (watch && (t->state == SWARMC__TASK_STATE__TASK_STATE_RUNNING) !=
+                                 (o.state == SWARMC__TASK_STATE__TASK_STATE_RUNNING));
+        if (was_live != now_live) {
             p->need_sched = true; /* resources freed or taken */
         }
     }
+    if (relevant) {
+        swc_tracef(MOD, "task %s (service %s): state %d desired %d node '%s', cached %s: dirty",
+                   o.id, o.service_id, o.state, o.desired_state, o.node_id,
+                   t == NULL ? "no" : "yes");
+        mark_svc(p, o.service_id);
+    }
 }
+
+static void on_event_inner(struct swc_pipeline *p, const struct swc_store_event *ev);
 
 static void on_event(void *data, const struct swc_store_event *ev)
 {
     struct swc_pipeline *p = data;
+    int64_t t0 = swc_now_mono();
+    on_event_inner(p, ev);
+    p->ev_ns += swc_now_mono() - t0;
+    if (ev->type == SWC_STORE_EV_COMMIT) {
+        if (p->ev_ns > SLOW_EVENTS_MS * SWC_NS_PER_MS) {
+            swc_infof(MOD, "slow events: entry %llu took %lld ms", (unsigned long long)ev->index,
+                      (long long)(p->ev_ns / SWC_NS_PER_MS));
+        }
+        p->ev_ns = 0;
+    }
+}
+
+static void on_event_inner(struct swc_pipeline *p, const struct swc_store_event *ev)
+{
     switch (ev->type) {
     case SWC_STORE_EV_COMMIT:
         if (p->dirty && p->inflight == 0 && !p->stopping) {
@@ -416,7 +661,7 @@ static void on_event(void *data, const struct swc_store_event *ev)
             p->need_alloc = true;
             break;
         case SWARMC__OBJECT_KIND__OBJECT_KIND_NODE:
-            node_changed(p, ev->id);
+            node_changed(p, ev);
             break;
         case SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER:
             p->full = true; /* the task history limit may have changed */
@@ -448,15 +693,53 @@ static void set_desired_id(struct swc_pipeline *p, struct writer *w, const char 
     swc_store_free_decoded(&t->base);
 }
 
-static void create_task(struct writer *w, const Swarmc__Service *svc, const struct svc_state *ss,
-                        uint64_t slot, const char *node_id, uint64_t job_iteration, int64_t now)
+/* Cache what a task being created will be, so neither the orchestrators
+ * nor the scheduler's accounting decode it once it is committed (its
+ * version is filled in by the create event). */
+static void tcache_put_new(struct swc_pipeline *p, const Swarmc__Task *pb)
+{
+    struct tcache *t = swc_calloc(1, sizeof *t);
+    if (t == NULL || strlen(pb->id) > SWC_STORE_ID_MAX) {
+        swc_free(t);
+        return;
+    }
+    snprintf(t->id, sizeof t->id, "%s", pb->id);
+    snprintf(t->service_id, sizeof t->service_id, "%s", pb->service_id);
+    snprintf(t->node_id, sizeof t->node_id, "%s", pb->node_id);
+    t->slot = pb->slot;
+    t->desired = (int)pb->desired_state;
+    t->state = (int)pb->status->state;
+    t->spec_version = pb->spec_version;
+    t->job_iteration = pb->job_iteration;
+    t->created_at = pb->meta->created_at;
+    t->status_ts = pb->status->timestamp;
+    if (pb->spec != NULL && pb->spec->resources != NULL &&
+        pb->spec->resources->reservations != NULL) {
+        t->cpu = pb->spec->resources->reservations->nano_cpus;
+        t->mem = pb->spec->resources->reservations->memory_bytes;
+    }
+    HASH_ADD_STR(p->tasks, id, t);
+}
+
+/* Write a new task for slot (or bound to node_id, slot 0). placed, when not
+ * NULL, is the node the scheduler already chose for it (the task is created
+ * ASSIGNED: one write instead of two); explain, when not NULL, why no node
+ * could take it. id_in is its id, or NULL for a new one. */
+static void create_task_placed(struct writer *w, const Swarmc__Service *svc,
+                               const struct svc_state *ss, uint64_t slot, const char *node_id,
+                               uint64_t job_iteration, int64_t now, const char *id_in,
+                               const char *placed, const char *explain)
 {
     Swarmc__Task t = SWARMC__TASK__INIT;
     Swarmc__Meta meta = SWARMC__META__INIT;
     Swarmc__TaskStatus st = SWARMC__TASK_STATUS__INIT;
     Swarmc__Annotations ann = SWARMC__ANNOTATIONS__INIT;
     char id[SWC_ID_LEN + 1], name[512];
-    swc_id_new(id);
+    if (id_in != NULL) {
+        snprintf(id, sizeof id, "%s", id_in);
+    } else {
+        swc_id_new(id);
+    }
     t.id = id;
     meta.created_at = meta.updated_at = now;
     t.meta = &meta;
@@ -486,20 +769,38 @@ static void create_task(struct writer *w, const Swarmc__Service *svc, const stru
         st.state = SWARMC__TASK_STATE__TASK_STATE_NEW;
         st.message = "created";
     }
+    if (placed != NULL && ss->failed == NULL) {
+        t.node_id = (char *)placed;
+        st.state = SWARMC__TASK_STATE__TASK_STATE_ASSIGNED;
+        st.message = "scheduler assigned task to node";
+    } else if (explain != NULL) {
+        st.err = (char *)explain;
+    }
     t.status = &st;
     t.endpoint = svc->endpoint;
     t.job_iteration = job_iteration;
     put_task(w, &t, 0);
+    tcache_put_new(w->p, &t);
 }
 
-/* Apply actions while the write budget lasts; false when some were left. */
+static void create_task(struct writer *w, const Swarmc__Service *svc, const struct svc_state *ss,
+                        uint64_t slot, const char *node_id, uint64_t job_iteration, int64_t now)
+{
+    create_task_placed(w, svc, ss, slot, node_id, job_iteration, now, NULL, NULL, NULL);
+}
+
+/* Apply actions while the write budget lasts; false when some were left
+ * (*applied, when given, says how many were). */
 static bool apply_actions(struct swc_pipeline *p, struct writer *w, const Swarmc__Service *svc,
                           const struct svc_state *ss, const struct swc_orch_actions *acts,
-                          int64_t now, bool bounded)
+                          int64_t now, bool bounded, size_t *applied)
 {
     for (size_t i = 0; i < acts->n; i++) {
         const struct swc_orch_action *a = &acts->items[i];
-        if (bounded && w->b->writes == 0) {
+        if (bounded && !budget_left(w->b)) {
+            if (applied != NULL) {
+                *applied = i;
+            }
             return false;
         }
         switch (a->kind) {
@@ -518,6 +819,99 @@ static bool apply_actions(struct swc_pipeline *p, struct writer *w, const Swarmc
         }
     }
     return true;
+}
+
+static void drop_backlog(struct swc_pipeline *p, struct svc_state *ss)
+{
+    if (ss->nbacklog > 0) {
+        p->backlogs--;
+    }
+    swc_free(ss->backlog);
+    ss->backlog = NULL;
+    ss->nbacklog = ss->backlog_pos = 0;
+}
+
+/* Keep the replicated creates left after acts->items[done..] for later
+ * passes; when anything else is left the service simply stays dirty. */
+static void stash_backlog(struct swc_pipeline *p, struct svc_state *ss, const Swarmc__Service *svc,
+                          const struct swc_orch_actions *acts, size_t done)
+{
+    drop_backlog(p, ss);
+    size_t n = acts->n - done;
+    for (size_t i = done; i < acts->n; i++) {
+        const struct swc_orch_action *a = &acts->items[i];
+        if (a->kind != SWC_ORCH_CREATE || a->slot == 0 ||
+            a->job_iteration != acts->items[done].job_iteration) {
+            return;
+        }
+    }
+    if (n == 0 || (ss->backlog = swc_malloc(n * sizeof *ss->backlog)) == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ss->backlog[i] = acts->items[done + i].slot;
+    }
+    ss->nbacklog = n;
+    p->backlogs++;
+    ss->backlog_version = svc->spec_version;
+    ss->backlog_iter = acts->items[done].job_iteration;
+}
+
+/* Write the next chunk of a service's backlog; false while some is left.
+ * With sched (accounted), the tasks are placed as they are created, in
+ * groups of PLACE_GROUP, so they are written once, ASSIGNED. */
+static bool apply_backlog(struct writer *w, struct svc_state *ss, const Swarmc__Service *svc,
+                          struct swc_sched *sched, int64_t now)
+{
+    struct swc_sched_task tmpl, sts[PLACE_GROUP];
+    struct swc_sched_result res[PLACE_GROUP];
+    struct swc_constraint_set cons = {0};
+    char ids[PLACE_GROUP][SWC_ID_LEN + 1];
+    void *arena = NULL;
+    bool place = sched != NULL && ss->failed == NULL, done = false;
+    if (place) {
+        /* Every task of the backlog has the same spec: one template. */
+        Swarmc__Task t = SWARMC__TASK__INIT;
+        struct swc_err err;
+        t.id = "";
+        t.spec = svc->spec->task;
+        t.spec_version = svc->spec_version;
+        t.service_id = svc->id;
+        t.node_id = "";
+        place = swc_sched_task_from_pb(&t, &tmpl, &cons, &arena, &err) == 0;
+        tmpl.constraints = &cons;
+    }
+    while (ss->backlog_pos < ss->nbacklog) {
+        if (!budget_left(w->b)) {
+            goto out;
+        }
+        size_t m = ss->nbacklog - ss->backlog_pos;
+        m = m < PLACE_GROUP ? m : PLACE_GROUP;
+        if (!place) {
+            create_task(w, svc, ss, ss->backlog[ss->backlog_pos++], NULL, ss->backlog_iter, now);
+            continue;
+        }
+        for (size_t i = 0; i < m; i++) {
+            swc_id_new(ids[i]);
+            sts[i] = tmpl;
+            sts[i].id = ids[i];
+        }
+        if (swc_sched_place(sched, sts, m, now, res) != 0) {
+            place = false;
+            continue;
+        }
+        for (size_t i = 0; i < m; i++) {
+            create_task_placed(w, svc, ss, ss->backlog[ss->backlog_pos++], NULL, ss->backlog_iter,
+                               now, ids[i], res[i].node_id, res[i].explain);
+        }
+        swc_sched_results_clear(res, m);
+    }
+    drop_backlog(w->p, ss);
+    done = true;
+out:
+    swc_constraint_set_clear(&cons);
+    swc_free(arena);
+    return done;
 }
 
 static int svc_mode(const Swarmc__Service *svc)
@@ -619,8 +1013,11 @@ static bool reconcile_service(struct swc_pipeline *p, struct writer *w, struct s
         return false;
     }
     p->stats.services_reconciled++;
+    size_t decodes0 = w->b->decodes;
     while (swc_store_iter_next(&it, &o) && k < n) {
-        if (w->b->decodes == 0) {
+        /* Out of time, stop once this walk made progress worth its cost. */
+        if (w->b->decodes == 0 ||
+            (decodes0 - w->b->decodes >= MIN_WALK_DECODES && swc_now_mono() >= w->b->deadline)) {
             goto out; /* the cache is warmed over several passes */
         }
         struct tcache *t = tcache_get(p, &o, w->b);
@@ -666,22 +1063,27 @@ static bool reconcile_service(struct swc_pipeline *p, struct writer *w, struct s
         swc_orch_replicated(&os, ts, k, now, &acts, &wake);
         break;
     }
-    if (!apply_actions(p, w, svc, ss, &acts, now, true)) {
+    bool supervised = mode == SWARMC__SERVICE_SPEC__MODE_REPLICATED ||
+                      mode == SWARMC__SERVICE_SPEC__MODE_GLOBAL || mode == 0;
+    if (supervised && !ss->has_upd) {
+        /* Seeded before any write so a service being filled knows whether
+         * an update watches its tasks (watches_running). */
+        ss->has_upd = true;
+        memset(&ss->upd, 0, sizeof ss->upd);
+        if (svc->update_status != NULL) {
+            ss->upd.state = (int)svc->update_status->state;
+            ss->upd.started_at = svc->update_status->started_at;
+            ss->upd.completed_at = svc->update_status->completed_at;
+            ss->upd.target_version = svc->spec_version;
+        }
+    }
+    size_t applied = 0;
+    if (!apply_actions(p, w, svc, ss, &acts, now, true, &applied)) {
+        stash_backlog(p, ss, svc, &acts, applied);
         goto out;
     }
 
-    if (mode == SWARMC__SERVICE_SPEC__MODE_REPLICATED ||
-        mode == SWARMC__SERVICE_SPEC__MODE_GLOBAL || mode == 0) {
-        if (!ss->has_upd) {
-            ss->has_upd = true;
-            memset(&ss->upd, 0, sizeof ss->upd);
-            if (svc->update_status != NULL) {
-                ss->upd.state = (int)svc->update_status->state;
-                ss->upd.started_at = svc->update_status->started_at;
-                ss->upd.completed_at = svc->update_status->completed_at;
-                ss->upd.target_version = svc->spec_version;
-            }
-        }
+    if (supervised) {
         for (size_t i = 0; i < k; i++) {
             if (ts[i].spec_version != svc->spec_version) {
                 ts[i].spec = version_spec(p, &vs, ts[i].spec_version, ts[i].id);
@@ -703,7 +1105,7 @@ static bool reconcile_service(struct swc_pipeline *p, struct writer *w, struct s
         in.now = now;
         if (swc_update_step(&ss->upd, &in, &uo) == 0) {
             /* An update batch is applied whole: the supervisor counts it started. */
-            apply_actions(p, w, svc, ss, &uo.actions, now, false);
+            apply_actions(p, w, svc, ss, &uo.actions, now, false, NULL);
             if (uo.status_changed || uo.rollback) {
                 write_update_status(w, svc, &ss->upd, uo.rollback);
             }
@@ -957,7 +1359,12 @@ static void account_tasks(struct swc_pipeline *p, struct swc_sched *sched, int64
             if (!alive && !failed) {
                 continue;
             }
-            struct tcache *t = tcache_get(p, &o, b);
+            /* A task's spec (its reservations) never changes: any cached
+             * version will do; only failure times need the current one. */
+            struct tcache *t = tcache_find(p, o.id);
+            if (t == NULL || (!alive && t->version != o.version)) {
+                t = tcache_get(p, &o, b);
+            }
             if (alive) {
                 swc_sched_node_account(n, o.service_id, t != NULL ? t->cpu : 0,
                                        t != NULL ? t->mem : 0, NULL, 0);
@@ -1005,12 +1412,23 @@ static bool schedule(struct swc_pipeline *p, struct writer *w, struct swc_sched 
     struct swc_store_obj o;
     struct task_set ts = {0};
     bool all = true;
+    /* Decoding takes about a third of the work per task: stop collecting
+     * a third of the way to the deadline. */
+    int64_t t0 = swc_now_mono();
+    int64_t collect_until = t0 + (w->b->deadline - t0) / 3;
+    size_t added = 0;
     swc_store_iter_state(p->m->store, SWARMC__TASK_STATE__TASK_STATE_PENDING, &it);
     while (swc_store_iter_next(&it, &o)) {
         if (o.desired_state > SWARMC__TASK_STATE__TASK_STATE_RUNNING) {
             continue;
         }
-        if (ts.n >= w->b->writes || w->b->decodes == 0) {
+        struct unplaced *u = NULL;
+        HASH_FIND_STR(p->unplaced, o.id, u);
+        if (u != NULL) {
+            continue; /* nothing it needs has changed since it failed */
+        }
+        if (ts.n >= w->b->writes || w->b->decodes == 0 ||
+            (ts.n > 0 && swc_now_mono() >= collect_until)) {
             all = false;
             break;
         }
@@ -1074,10 +1492,18 @@ static bool schedule(struct swc_pipeline *p, struct writer *w, struct swc_sched 
             t->status->err = "";
             put_task(w, t, version);
             placed = true;
-        } else if (res[i].explain != NULL &&
-                   (old_err == NULL || strcmp(old_err, res[i].explain) != 0)) {
-            t->status->err = res[i].explain;
-            put_task(w, t, version);
+        } else {
+            struct unplaced *u = swc_calloc(1, sizeof *u);
+            if (u != NULL) {
+                snprintf(u->id, sizeof u->id, "%s", t->id);
+                HASH_ADD_STR(p->unplaced, id, u);
+                added++;
+            }
+            if (res[i].explain != NULL &&
+                (old_err == NULL || strcmp(old_err, res[i].explain) != 0)) {
+                t->status->err = res[i].explain;
+                put_task(w, t, version);
+            }
         }
         t->status->message = old_msg;
         t->status->err = old_err;
@@ -1097,9 +1523,10 @@ out:
     swc_free(res);
     swc_free(of);
     task_set_clear(&ts);
-    /* Tasks left over are worth another pass only if this chunk made
-     * progress; unplaceable ones wait for a node or task change. */
-    return all || !placed;
+    /* Tasks left over are worth another pass when this chunk placed some or
+     * set some aside as unplaceable (the next chunk starts past them);
+     * unplaceable ones wait for a node or task change. */
+    return all || (!placed && added == 0);
 }
 
 /* Keep at most limit dead tasks per slot of one service (all of them go when
@@ -1167,7 +1594,7 @@ static void pass(uv_timer_t *timer)
 {
     struct swc_pipeline *p = timer->data;
     struct swc_store *s = p->m->store;
-    struct budget b = {PASS_DECODES, PASS_WRITES};
+    struct budget b = {PASS_DECODES, PASS_WRITES, swc_manager_turn_deadline(p->m, PASS_NS)};
     struct writer w;
     memset(&w, 0, sizeof w);
     w.p = p;
@@ -1175,7 +1602,7 @@ static void pass(uv_timer_t *timer)
     if (p->stopping || p->inflight > 0 || !p->m->leader) {
         return;
     }
-    int64_t now = swc_now_wall(), wake = 0, t0 = swc_now_mono();
+    int64_t now = swc_now_wall(), wake = 0, t0 = swc_now_mono(), t_acct = 0;
     bool more = false;
     p->dirty = false;
     p->stats.passes++;
@@ -1190,40 +1617,43 @@ static void pass(uv_timer_t *timer)
             mark_svc(p, ss->id);
         }
     }
-    if (p->ndirty == 0 && !p->need_alloc && !p->need_sched && !p->svc_changed) {
+    if (p->ndirty == 0 && p->backlogs == 0 && !p->need_alloc && !p->need_sched && !p->svc_changed) {
         goto wakeup;
     }
 
-    struct swc_sched *sched = NULL;
-    if (swc_sched_create(&sched) != 0) {
-        return;
+    if (p->nodes_stale) {
+        ncache_rebuild(p);
+        p->sched_stale = true;
     }
-    size_t n_nodes = swc_store_count(s, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE), k = 0;
+    if (p->sched == NULL || p->sched_stale) {
+        swc_sched_destroy(p->sched);
+        p->sched = NULL;
+        if (swc_sched_create(&p->sched) != 0) {
+            return;
+        }
+        /* From the node cache: nodes are decoded when they change. */
+        for (struct ncache *nc = p->nodes; nc != NULL; nc = nc->hh.next) {
+            swc_sched_node_add_pb(p->sched, nc->pb, NULL);
+        }
+        p->sched_stale = false;
+        p->accounted = false;
+        unplaced_clear(p); /* the cluster changed: try them all again */
+    }
+    struct swc_sched *sched = p->sched;
+    size_t n_nodes = swc_sched_node_count(sched), k = 0;
     struct swc_orch_node *nodes = swc_calloc(n_nodes ? n_nodes : 1, sizeof *nodes);
-    Swarmc__Node **npb = swc_calloc(n_nodes ? n_nodes : 1, sizeof *npb);
     struct swc_store_iter it;
     struct swc_store_obj o;
     Swarmc__Cluster *cluster = NULL;
-    if (nodes == NULL || npb == NULL) {
+    if (nodes == NULL) {
         more = true;
         goto out;
     }
-    swc_store_iter_kind(s, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
-    while (swc_store_iter_next(&it, &o) && k < n_nodes) {
-        Swarmc__Node *n = (Swarmc__Node *)swc_store_decode(&o, NULL);
-        struct swc_sched_node *sn = NULL;
-        if (n == NULL) {
-            continue;
-        }
-        if (swc_sched_node_add_pb(sched, n, &sn) != 0) {
-            swc_store_free_decoded(&n->base);
-            continue;
-        }
-        npb[k] = n;
+    for (; k < n_nodes; k++) {
+        struct swc_sched_node *sn = swc_sched_node_at(sched, k);
         nodes[k].attrs = &sn->attrs;
         nodes[k].ready = sn->ready;
         nodes[k].availability = sn->availability;
-        k++;
     }
     swc_store_iter_kind(s, SWARMC__OBJECT_KIND__OBJECT_KIND_CLUSTER, &it);
     if (swc_store_iter_next(&it, &o)) {
@@ -1231,6 +1661,7 @@ static void pass(uv_timer_t *timer)
     }
     int64_t limit = swc_reaper_limit(cluster);
 
+    int64_t t_nodes = swc_now_mono();
     if (p->svc_changed) {
         p->svc_changed = false;
         allocate_all_ports(p, &w);
@@ -1238,7 +1669,7 @@ static void pass(uv_timer_t *timer)
     struct svc_state *ss, *tmp;
     HASH_ITER(hh, p->svcs, ss, tmp)
     {
-        if (!ss->dirty) {
+        if (!ss->dirty && ss->nbacklog == 0) {
             continue;
         }
         if (!budget_left(&b)) {
@@ -1248,9 +1679,39 @@ static void pass(uv_timer_t *timer)
         if (ss->realloc) {
             continue; /* reconciled once its new endpoint has committed */
         }
+        bool was_dirty = ss->dirty;
+        swc_tracef(MOD, "service %s: %s", ss->id, was_dirty ? "reconcile" : "backlog");
         unmark_svc(p, ss);
         Swarmc__Service *svc = (Swarmc__Service *)swc_store_get_decoded(
             s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, ss->id, NULL);
+        if (!was_dirty && svc != NULL && svc->spec_version == ss->backlog_version) {
+            /* Filling: half the pass's writes, the rest is the scheduler's. */
+            int64_t tn = swc_now_mono();
+            struct budget *outer = w.b,
+                          half = {b.decodes, b.writes / 2 + 1, tn + (b.deadline - tn) / 2};
+            w.b = &half;
+            if (!p->accounted) {
+                account_tasks(p, sched, now, &b);
+                p->accounted = true;
+            }
+            bool drained = apply_backlog(&w, ss, svc, sched, now);
+            b.writes -= (b.writes / 2 + 1) - half.writes;
+            w.b = outer;
+            /* Drained: the slots are what the orchestrator decided, and
+             * anything relevant since would have dirtied the service. */
+            more |= !drained;
+            swc_store_free_decoded(&svc->base);
+            continue;
+        }
+        drop_backlog(p, ss);
+        if (!was_dirty) {
+            mark_svc(p, ss->id); /* the spec moved on: decide again */
+            more = true;
+            if (svc != NULL) {
+                swc_store_free_decoded(&svc->base);
+            }
+            continue;
+        }
         if (svc == NULL) {
             /* Gone: its dead tasks are reaped; forget it with its last task. */
             struct swc_store_counts c;
@@ -1259,6 +1720,7 @@ static void pass(uv_timer_t *timer)
             if (c.total == 0) {
                 HASH_DEL(p->svcs, ss);
                 swc_free(ss->failed);
+                swc_free(ss->backlog);
                 swc_free(ss);
             }
             continue;
@@ -1270,7 +1732,9 @@ static void pass(uv_timer_t *timer)
             continue;
         }
         if (!reconcile_service(p, &w, ss, svc, nodes, k, sched, now)) {
-            mark_svc(p, ss->id);
+            if (ss->nbacklog == 0) {
+                mark_svc(p, ss->id);
+            }
             more = true;
         }
         reap_service(p, &w, ss->id, true, limit);
@@ -1279,13 +1743,20 @@ static void pass(uv_timer_t *timer)
     for (ss = p->svcs; ss != NULL; ss = ss->hh.next) {
         ss->realloc = false;
     }
+    int64_t t_svcs = swc_now_mono();
+    size_t writes_svcs = PASS_WRITES - b.writes;
     if (p->need_alloc && budget_left(&b)) {
         p->need_alloc = !allocate(p, &w, now);
         more |= p->need_alloc;
     }
     if (p->need_sched && budget_left(&b) &&
         (swc_store_iter_state(s, SWARMC__TASK_STATE__TASK_STATE_PENDING, &it), it.remaining > 0)) {
-        account_tasks(p, sched, now, &b);
+        int64_t ta = swc_now_mono();
+        if (!p->accounted) {
+            account_tasks(p, sched, now, &b);
+            p->accounted = true;
+        }
+        t_acct = swc_now_mono() - ta;
         p->need_sched = !schedule(p, &w, sched, now);
         more |= p->need_sched;
     } else if (p->need_sched && !budget_left(&b)) {
@@ -1293,17 +1764,25 @@ static void pass(uv_timer_t *timer)
     } else {
         p->need_sched = false;
     }
+    int64_t t_flush = swc_now_mono();
     writer_flush(&w);
+    int64_t t_end = swc_now_mono();
+    if (t_end - t0 > SLOW_PASS_MS * SWC_NS_PER_MS) {
+        swc_infof(
+            MOD,
+            "slow pass: %lld ms (nodes %lld, services %lld [%zu writes], alloc+sched "
+            "%lld [accounting %lld], propose %lld; %zu writes, %zu decodes)",
+            (long long)((t_end - t0) / SWC_NS_PER_MS), (long long)((t_nodes - t0) / SWC_NS_PER_MS),
+            (long long)((t_svcs - t_nodes) / SWC_NS_PER_MS), writes_svcs,
+            (long long)((t_flush - t_svcs) / SWC_NS_PER_MS), (long long)(t_acct / SWC_NS_PER_MS),
+            (long long)((t_end - t_flush) / SWC_NS_PER_MS), (size_t)(PASS_WRITES - b.writes),
+            (size_t)(PASS_DECODES - b.decodes));
+    }
 out:
     if (cluster != NULL) {
         swc_store_free_decoded(&cluster->base);
     }
-    for (size_t i = 0; npb != NULL && i < k; i++) {
-        swc_store_free_decoded(&npb[i]->base);
-    }
-    swc_free(npb);
     swc_free(nodes);
-    swc_sched_destroy(sched);
 wakeup:;
     int64_t took = swc_now_mono() - t0;
     if (took > p->stats.max_pass_ns) {
@@ -1344,6 +1823,7 @@ int swc_pipeline_start(struct swc_manager *m, struct swc_pipeline **out)
     swc_store_watch(m->store, &p->watch);
     p->dirty = true;
     p->full = true; /* events are lost across leader changes */
+    p->nodes_stale = true;
     uv_timer_start(&p->timer, pass, 0, 0);
     *out = p;
     return 0;
@@ -1364,6 +1844,8 @@ void swc_pipeline_kick(struct swc_pipeline *p)
 {
     p->dirty = true;
     p->full = true; /* the caller knows something changed, not what */
+    p->nodes_stale = true;
+    p->sched_stale = true;
     if (p->inflight == 0 && !p->stopping) {
         uv_timer_start(&p->timer, pass, 0, 0);
     }

@@ -14,10 +14,12 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "manager/manager_int.h"
 
 #define BIG   200 /* replicas of the service that does not change */
 #define NODES 4
+#define HUGE  9000 /* replicas of a service larger than one pass's writes */
 
 struct pending {
     struct swc_buf batch;
@@ -136,7 +138,8 @@ static void put_node(struct fixture *f, const char *id)
     write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n.base, true);
 }
 
-static void put_service(struct fixture *f, const char *id, uint64_t replicas, bool create)
+static void put_service_c(struct fixture *f, const char *id, uint64_t replicas, bool create,
+                          const char *constraint)
 {
     Swarmc__Service s = SWARMC__SERVICE__INIT;
     Swarmc__ServiceSpec spec = SWARMC__SERVICE_SPEC__INIT;
@@ -147,8 +150,15 @@ static void put_service(struct fixture *f, const char *id, uint64_t replicas, bo
     s.id = (char *)id;
     ann.name = (char *)id;
     spec.annotations = &ann;
+    Swarmc__Placement pl = SWARMC__PLACEMENT__INIT;
+    char *cons[1] = {(char *)constraint};
     c.image = "busybox";
     task.container = &c;
+    if (constraint != NULL) {
+        pl.n_constraints = 1;
+        pl.constraints = cons;
+        task.placement = &pl;
+    }
     spec.task = &task;
     rep.replicas = replicas;
     spec.mode_case = SWARMC__SERVICE_SPEC__MODE_REPLICATED;
@@ -156,6 +166,11 @@ static void put_service(struct fixture *f, const char *id, uint64_t replicas, bo
     s.spec = &spec;
     s.spec_version = 1;
     write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, &s.base, create);
+}
+
+static void put_service(struct fixture *f, const char *id, uint64_t replicas, bool create)
+{
+    put_service_c(f, id, replicas, create, NULL);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -329,6 +344,136 @@ static void test_node_down_replaces_its_tasks(void **state)
     assert_int_equal(live, BIG);
 }
 
+/* Every task of service moves to state (as workers report it, in one
+ * write), like the dispatcher's status batches. */
+static void report_state(struct fixture *f, const char *service, int state)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    struct swc_store_txn t;
+    struct swc_buf txn, batch;
+    assert_int_equal(swc_store_txn_init(&t, 1, "worker"), 0);
+    swc_store_iter_service_tasks(f->store, service, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        if (o.state >= state || o.desired_state > SWARMC__TASK_STATE__TASK_STATE_RUNNING) {
+            continue;
+        }
+        Swarmc__Task *task = (Swarmc__Task *)swc_store_decode(&o, NULL);
+        assert_non_null(task);
+        task->status->state = (Swarmc__TaskState)state;
+        assert_int_equal(
+            swc_store_txn_update(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, &task->base, o.version),
+            0);
+        swc_store_free_decoded(&task->base);
+    }
+    swc_buf_init(&txn);
+    swc_buf_init(&batch);
+    assert_int_equal(swc_store_txn_encode(&t, &txn), 0);
+    assert_int_equal(swc_store_batch_append(&batch, txn.data, txn.len), 0);
+    assert_int_equal(apply_batch(f, &batch), 0);
+    swc_buf_free(&txn);
+    swc_buf_free(&batch);
+    swc_store_txn_free(&t);
+}
+
+/* Workers reporting their tasks' progress (ASSIGNED -> ... -> RUNNING) is
+ * no work for the orchestrators: no service is reconciled again and no task
+ * is decoded (a check that only dropped the relevance filter would
+ * reconcile "big" once per report). */
+static void test_worker_progress_reconciles_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    swc_pipeline_get_stats(f->p, &a);
+    report_state(f, "big", SWARMC__TASK_STATE__TASK_STATE_ACCEPTED);
+    settle(f);
+    report_state(f, "big", SWARMC__TASK_STATE__TASK_STATE_RUNNING);
+    settle(f);
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(count_state(f, "big", SWARMC__TASK_STATE__TASK_STATE_RUNNING), BIG);
+    assert_int_equal(b.services_reconciled, a.services_reconciled);
+    assert_int_equal(b.tasks_decoded, a.tasks_decoded);
+    assert_int_equal(b.task_writes, a.task_writes);
+}
+
+/* A service larger than one pass's write budget is filled over several
+ * passes from its backlog: it is reconciled once to decide, not once per
+ * chunk, and every replica ends up placed. */
+static void test_large_service_fills_from_backlog(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    swc_pipeline_get_stats(f->p, &a);
+    put_service(f, "huge", HUGE, true);
+    settle(f);
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(count_state(f, "huge", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), HUGE);
+    assert_true(b.chunked_passes > a.chunked_passes); /* it did not fit one pass */
+    assert_true(b.services_reconciled - a.services_reconciled <= 2);
+    /* Backlog tasks are placed as they are created (written once,
+     * ASSIGNED): only the first chunk, created PENDING by the reconcile,
+     * is decoded by the scheduler. */
+    assert_true(b.tasks_decoded - a.tasks_decoded <= HUGE / 2);
+    report_state(f, "huge", SWARMC__TASK_STATE__TASK_STATE_RUNNING);
+    settle(f);
+    struct swc_pipeline_stats c;
+    swc_pipeline_get_stats(f->p, &c);
+    assert_int_equal(c.services_reconciled, b.services_reconciled);
+}
+
+/* A node registering again with the same state (a new session, a new
+ * description) changes no slot: replicated services are not reconciled.
+ * (Without the node cache's change check, "big" and "small" would be.) */
+static void test_node_reregistration_reconciles_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    swc_pipeline_get_stats(f->p, &a);
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+        f->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, "node1", NULL);
+    assert_non_null(n);
+    char *old = n->status->message;
+    n->status->message = "registered again";
+    write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n->base, false);
+    n->status->message = old; /* the literal is not the message's to free */
+    swc_store_free_decoded(&n->base);
+    settle(f);
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(b.services_reconciled, a.services_reconciled);
+    assert_int_equal(b.tasks_decoded, a.tasks_decoded);
+}
+
+/* The loop-turn budget is shared: a second chunk in the same turn gets no
+ * more than what the first left, but always a minimum. */
+static void test_turn_budget_is_shared(void **state)
+{
+    struct fixture *f = *state;
+    int64_t big = 10 * SWC_MANAGER_TURN_NS;
+    int64_t t0 = swc_now_mono();
+    int64_t d1 = swc_manager_turn_deadline(&f->m, big);
+    int64_t d2 = swc_manager_turn_deadline(&f->m, big);
+    int64_t t1 = swc_now_mono();
+    assert_true(d1 <= t1 + SWC_MANAGER_TURN_NS);
+    assert_true(d2 <= d1 + SWC_MANAGER_TURN_MIN_NS);
+    assert_true(d2 >= t0 + SWC_MANAGER_TURN_MIN_NS);
+    /* A small request is not stretched to the turn's budget. */
+    assert_true(swc_manager_turn_deadline(&f->m, 0) <= swc_now_mono() + SWC_MANAGER_TURN_MIN_NS);
+}
+
+/* More unplaceable PENDING tasks than one pass schedules do not hide the
+ * placeable ones behind them in the state index: without the set of tasks
+ * already found unplaceable, "late" would wait behind "nowhere" forever. */
+static void test_unplaceable_tasks_do_not_block_others(void **state)
+{
+    struct fixture *f = *state;
+    put_service_c(f, "nowhere", HUGE, true, "node.labels.zone==mars");
+    settle(f);
+    assert_int_equal(count_state(f, "nowhere", SWARMC__TASK_STATE__TASK_STATE_PENDING), HUGE);
+    put_service(f, "late", 2, true);
+    settle(f);
+    assert_int_equal(count_state(f, "late", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +481,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_service_change_touches_only_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrelated_change_reconciles_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_replaces_its_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_progress_reconciles_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_service_fills_from_backlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_reregistration_reconciles_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_turn_budget_is_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unplaceable_tasks_do_not_block_others, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
