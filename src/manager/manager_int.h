@@ -105,6 +105,9 @@ struct swc_pipeline_stats {
 };
 /* Copy the pipeline's counters into *out. */
 void swc_pipeline_get_stats(const struct swc_pipeline *p, struct swc_pipeline_stats *out);
+/* Tests: every walk of a service's tasks ends past the pass's deadline (a
+ * large service on a loaded manager). */
+void swc_pipeline_test_overrun(struct swc_pipeline *p, bool on);
 
 int swc_dispatcher_create(struct swc_manager *m, struct swc_dispatcher **out);
 void swc_dispatcher_register(struct swc_dispatcher *d, struct swc_rpc_server *srv);

@@ -61,10 +61,14 @@
 #define PASS_WRITES      4000
 #define PASS_NS          (15 * SWC_NS_PER_MS)
 #define MIN_WALK_DECODES 2000
-#define PLACE_GROUP      64 /* backlog tasks placed per call of the scheduler */
-#define MAX_VERSIONS     8
-#define SLOW_PASS_MS     50 /* a pass longer than this is logged with its phases */
-#define SLOW_EVENTS_MS   50 /* ... and an entry's events that took longer than this */
+/* Actions a reconcile applies even past the deadline: the walk that found
+ * them is paid for already, and removals are not kept in a backlog, so a
+ * walk longer than the budget must still make progress. */
+#define MIN_APPLY      2000
+#define PLACE_GROUP    64 /* backlog tasks placed per call of the scheduler */
+#define MAX_VERSIONS   8
+#define SLOW_PASS_MS   50 /* a pass longer than this is logged with its phases */
+#define SLOW_EVENTS_MS 50 /* ... and an entry's events that took longer than this */
 
 /* What the orchestrators, the update supervisor and the scheduler's
  * accounting need of a task, valid for one stored version. */
@@ -119,6 +123,7 @@ struct ncache {
 
 struct swc_pipeline {
     struct swc_manager *m;
+    bool overrun; /* tests: every walk of a service's tasks outlasts the pass */
     struct swc_store_watch watch;
     uv_timer_t timer;
     int inflight;
@@ -797,7 +802,8 @@ static bool apply_actions(struct swc_pipeline *p, struct writer *w, const Swarmc
 {
     for (size_t i = 0; i < acts->n; i++) {
         const struct swc_orch_action *a = &acts->items[i];
-        if (bounded && !budget_left(w->b)) {
+        if (bounded && !budget_left(w->b) &&
+            (i >= MIN_APPLY || w->b->decodes == 0 || w->b->writes == 0)) {
             if (applied != NULL) {
                 *applied = i;
             }
@@ -1042,6 +1048,9 @@ static bool reconcile_service(struct swc_pipeline *p, struct writer *w, struct s
                 }
             }
         }
+    }
+    if (p->overrun) {
+        w->b->deadline = 0;
     }
     if (swc_orch_service_from_pb(svc, &os, &cons, &plats, &err) != 0) {
         swc_warnf(MOD, "service %s: %s", svc->id, swc_err_msg(&err));
@@ -1833,6 +1842,11 @@ void swc_pipeline_set_writer(struct swc_pipeline *p, swc_pipeline_write_fn fn, v
 {
     p->write = fn;
     p->write_data = data;
+}
+
+void swc_pipeline_test_overrun(struct swc_pipeline *p, bool on)
+{
+    p->overrun = on;
 }
 
 void swc_pipeline_get_stats(const struct swc_pipeline *p, struct swc_pipeline_stats *out)

@@ -421,6 +421,30 @@ static void test_large_service_fills_from_backlog(void **state)
     assert_int_equal(c.services_reconciled, b.services_reconciled);
 }
 
+/* Scaling a large service down when walking its tasks takes longer than a
+ * pass's budget (100k tasks on a loaded manager): removals are not kept in a backlog, so each walk
+ * must still apply a share of them (before, every pass walked the service,
+ * applied nothing and left it dirty: the leader spun and never scaled). */
+static void test_scale_down_progresses_past_deadline(void **state)
+{
+    struct fixture *f = *state;
+    put_service(f, "huge", HUGE, true);
+    settle(f);
+    assert_int_equal(count_state(f, "huge", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), HUGE);
+    swc_pipeline_test_overrun(f->p, true);
+    put_service(f, "huge", 0, false);
+    settle(f);
+    swc_pipeline_test_overrun(f->p, false);
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    size_t live = 0;
+    swc_store_iter_service_tasks(f->store, "huge", &it);
+    while (swc_store_iter_next(&it, &o)) {
+        live += o.desired_state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING;
+    }
+    assert_int_equal(live, 0);
+}
+
 /* A node registering again with the same state (a new session, a new
  * description) changes no slot: replicated services are not reconciled.
  * (Without the node cache's change check, "big" and "small" would be.) */
@@ -483,6 +507,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_down_replaces_its_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_progress_reconciles_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_service_fills_from_backlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_down_progresses_past_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_reregistration_reconciles_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_turn_budget_is_shared, setup, teardown),
