@@ -95,24 +95,29 @@ static int fake_write(void *data, const struct swc_store_txn *t, swc_manager_wri
     return 0;
 }
 
+/* Apply t (then freed) as one raft entry through the fake raft. */
+static void apply_txn(struct fixture *f, struct swc_store_txn *t)
+{
+    struct swc_buf txn, batch;
+    swc_buf_init(&txn);
+    swc_buf_init(&batch);
+    assert_int_equal(swc_store_txn_encode(t, &txn), 0);
+    assert_int_equal(swc_store_batch_append(&batch, txn.data, txn.len), 0);
+    assert_int_equal(apply_batch(f, &batch), 0);
+    swc_buf_free(&txn);
+    swc_buf_free(&batch);
+    swc_store_txn_free(t);
+}
 static void write_obj(struct fixture *f, int kind, const ProtobufCMessage *obj, bool create)
 {
     struct swc_store_txn t;
-    struct swc_buf txn, batch;
     assert_int_equal(swc_store_txn_init(&t, 1, "test"), 0);
     if (create) {
         assert_int_equal(swc_store_txn_create(&t, kind, obj), 0);
     } else {
         assert_int_equal(swc_store_txn_update(&t, kind, obj, 0), 0);
     }
-    swc_buf_init(&txn);
-    swc_buf_init(&batch);
-    assert_int_equal(swc_store_txn_encode(&t, &txn), 0);
-    assert_int_equal(swc_store_batch_append(&batch, txn.data, txn.len), 0);
-    assert_int_equal(apply_batch(f, &batch), 0);
-    swc_buf_free(&txn);
-    swc_buf_free(&batch);
-    swc_store_txn_free(&t);
+    apply_txn(f, &t);
 }
 
 static void put_node(struct fixture *f, const char *id)
@@ -351,7 +356,6 @@ static void report_state(struct fixture *f, const char *service, int state)
     struct swc_store_iter it;
     struct swc_store_obj o;
     struct swc_store_txn t;
-    struct swc_buf txn, batch;
     assert_int_equal(swc_store_txn_init(&t, 1, "worker"), 0);
     swc_store_iter_service_tasks(f->store, service, &it);
     while (swc_store_iter_next(&it, &o)) {
@@ -366,14 +370,7 @@ static void report_state(struct fixture *f, const char *service, int state)
             0);
         swc_store_free_decoded(&task->base);
     }
-    swc_buf_init(&txn);
-    swc_buf_init(&batch);
-    assert_int_equal(swc_store_txn_encode(&t, &txn), 0);
-    assert_int_equal(swc_store_batch_append(&batch, txn.data, txn.len), 0);
-    assert_int_equal(apply_batch(f, &batch), 0);
-    swc_buf_free(&txn);
-    swc_buf_free(&batch);
-    swc_store_txn_free(&t);
+    apply_txn(f, &t);
 }
 
 /* Workers reporting their tasks' progress (ASSIGNED -> ... -> RUNNING) is
