@@ -255,6 +255,37 @@ static void create_service(struct cluster *c, const char *name, uint64_t replica
 static uint64_t g_want;
 static struct cluster *g_c;
 
+/* t (from ListTasks) packs to the same bytes as the task GetTask returns,
+ * unless the task was written in between (then nothing is compared). */
+static int g_compared;
+static void same_as_get_task(struct cluster *c, const Swarmc__Task *t)
+{
+    size_t n = swarmc__task__get_packed_size(t);
+    uint8_t *listed = malloc(n);
+    assert_non_null(listed);
+    swarmc__task__pack(t, listed);
+    Swarmc__GetTaskRequest req = SWARMC__GET_TASK_REQUEST__INIT;
+    req.ref = t->id;
+    call(c, "control.GetTask", &req.base);
+    Swarmc__GetTaskResponse *r = swarmc__get_task_response__unpack(NULL, c->reply_len, c->reply);
+    assert_non_null(r);
+    assert_non_null(r->task);
+    if (r->task->meta == NULL || r->task->meta->version != t->meta->version) {
+        free(listed);
+        swarmc__get_task_response__free_unpacked(r, NULL);
+        return;
+    }
+    g_compared++;
+    assert_int_equal(swarmc__task__get_packed_size(r->task), n);
+    uint8_t *got = malloc(n);
+    assert_non_null(got);
+    swarmc__task__pack(r->task, got);
+    assert_memory_equal(listed, got, n);
+    free(listed);
+    free(got);
+    swarmc__get_task_response__free_unpacked(r, NULL);
+}
+
 static void count_running(struct cluster *c, uint64_t *running, uint64_t *on_down)
 {
     Swarmc__ListTasksRequest req = SWARMC__LIST_TASKS_REQUEST__INIT;
@@ -265,6 +296,13 @@ static void count_running(struct cluster *c, uint64_t *running, uint64_t *on_dow
     *running = *on_down = 0;
     for (size_t i = 0; i < r->n_tasks; i++) {
         Swarmc__Task *t = r->tasks[i];
+        /* Tasks travel as stored bytes plus an appended Meta {version}:
+         * the two merge, so a listed task equals the one GetTask decodes. */
+        assert_non_null(t->meta);
+        assert_true(t->meta->version > 0);
+        if (i == 0) {
+            same_as_get_task(c, t);
+        }
         if (t->desired_state != SWARMC__TASK_STATE__TASK_STATE_RUNNING || t->status == NULL ||
             t->status->state != SWARMC__TASK_STATE__TASK_STATE_RUNNING) {
             continue;
@@ -320,6 +358,9 @@ static void test_converge_and_replace(void **state)
         fail_msg("tasks of the lost node were not replaced: %llu running elsewhere, %llu on it",
                  (unsigned long long)r, (unsigned long long)d);
     }
+    uint64_t r, d;
+    count_running(&c, &r, &d); /* settled: nothing writes the tasks now */
+    assert_true(g_compared > 0);
 }
 
 int main(void)
