@@ -83,10 +83,12 @@ int swc_cli_cmd_daemon(struct swc_cli *cli, int argc, char **argv)
     o.executor = swc_flags_get(&f, DF_EXECUTOR);
     o.force_new_cluster = swc_flags_bool(&f, DF_FNC);
     o.dev = swc_flags_bool(&f, DF_DEV);
-    if (o.state_dir == NULL) {
+    /* --dev makes a fresh cluster in a temporary dir (the daemon picks it,
+     * with the socket inside) unless a state dir or socket is named. */
+    if (o.state_dir == NULL && !o.dev) {
         o.state_dir = SWC_DEFAULT_STATE_DIR;
     }
-    if (o.socket_path == NULL) {
+    if (o.socket_path == NULL && !(o.dev && strcmp(cli->host, SWC_DEFAULT_SOCKET) == 0)) {
         /* -H / SWARMC_HOST name the socket for the daemon too */
         o.socket_path = strncmp(cli->host, "unix://", 7) == 0 ? cli->host + 7 : cli->host;
     }
