@@ -30,6 +30,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "net/rpc_int.h"
 #include "base/log.h"
 #include "net/frame.h"
 
@@ -114,30 +115,16 @@ static void listener_maybe_free(struct swc_tunnel_listener *l);
 
 /* ---- address parsing ----------------------------------------------------------- */
 
-/* Split "host:port" or "[v6]:port"; 0 or SWC_EINVAL. */
+/* Split "host:port" or "[v6]:port" (the RPC layer's parser); 0 or SWC_EINVAL. */
 static int split_addr(const char *addr, char *host, size_t hostsz, int *port)
 {
-    const char *colon = addr != NULL ? strrchr(addr, ':') : NULL;
-    if (colon == NULL || colon[1] == '\0') {
+    struct sockaddr_storage ss;
+    char p[8];
+    int rc = addr != NULL ? swc_rpc_parse_addr(addr, &ss, host, hostsz, p, sizeof p) : SWC_EINVAL;
+    if (rc != 0 && rc != SWC_ENOENT) { /* ENOENT: a name, split all the same */
         return SWC_EINVAL;
     }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 0 || p > 65535) {
-        return SWC_EINVAL;
-    }
-    const char *h = addr;
-    size_t hlen = (size_t)(colon - addr);
-    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= hostsz) {
-        return SWC_EINVAL;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (int)p;
+    *port = atoi(p);
     return 0;
 }
 
