@@ -4,7 +4,9 @@
  * where the CPU has it, and forced to ChaCha20-Poly1305). Run twice: client and server on one loop
  * in this process, then the server in a forked child (each side on its own core, as between two
  * nodes). Each figure is the median of several runs, with min and max; plain and secure
- * runs alternate and the ratio is taken per run. `bench_net stream` skips the unary figures.
+ * runs alternate and the ratio is taken per run, with CPU time per byte beside it (per side when
+ * the server is forked). `bench_net stream|all [rounds]`: "stream" skips the unary figures;
+ * rounds defaults to 9.
  * The secure runs use OpenSSL's AES-256-GCM for bulk records when libcrypto loads (the
  * default); a third secure run forces libsodium on both ends (SWC_AEAD_SODIUM) for the
  * "OpenSSL / libsodium" ratio. SWC_AEAD=sodium in the environment forces libsodium for all. */
@@ -25,12 +27,14 @@
 #include "net/rpc.h"
 #include "net/secchan.h"
 
-#define RUNS         7
+#define RUNS_DEFAULT 9
+#define RUNS_MAX     99
 #define UNARY_CALLS  20000
 #define STREAM_MSG   (64 * 1024)
 #define STREAM_COUNT 2000 /* 125 MiB per run */
 
 static uv_loop_t loop;
+static int runs = RUNS_DEFAULT; /* alternating rounds (argv[2]) */
 
 static void echo_h(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
 {
@@ -143,6 +147,15 @@ static void close_conn(struct swc_rpc_conn *c)
     uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+static double min_of(const double *v, int n)
+{
+    double m = v[0];
+    for (int i = 1; i < n; i++) {
+        m = v[i] < m ? v[i] : m;
+    }
+    return m;
+}
+
 static void print_stat(const char *what, const char *unit, double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(double), cmp_d);
@@ -153,9 +166,9 @@ static void print_stat(const char *what, const char *unit, double *v, int n)
 static void bench_unary(int port)
 {
     static int64_t lat[UNARY_CALLS];
-    double p50[RUNS], p99[RUNS];
+    double p50[RUNS_MAX], p99[RUNS_MAX];
     uint8_t payload[64] = {0};
-    for (int r = 0; r < RUNS; r++) {
+    for (int r = 0; r < runs; r++) {
         struct swc_rpc_conn *c = connect_to(port, NULL);
         for (int i = 0; i < UNARY_CALLS; i++) {
             int64_t t0 = swc_now_mono();
@@ -168,90 +181,138 @@ static void bench_unary(int port)
         p99[r] = (double)lat[UNARY_CALLS * 99 / 100] / 1000.0;
         close_conn(c);
     }
-    print_stat("unary 64 B round trip p50", "us", p50, RUNS);
-    print_stat("unary 64 B round trip p99", "us", p99, RUNS);
+    print_stat("unary 64 B round trip p50", "us", p50, runs);
+    print_stat("unary 64 B round trip p99", "us", p99, runs);
 }
 
 static pid_t server_pid; /* forked server, 0 when it runs on our loop */
 
-/* CPU time (user + system, ns) used so far by this process and the forked
- * server: on this shared 2-core machine wall-clock throughput mostly shows
- * how much CPU the others left us, while CPU per byte does not. */
-static int64_t cpu_ns(void)
+/* CPU time (ns) a process's main thread has run so far, from
+ * /proc/<pid>/schedstat (nanoseconds, where /proc/<pid>/stat counts 10 ms
+ * ticks: too coarse for runs of ~50 ms); -1 when it cannot be read. */
+static int64_t schedstat_ns(const char *pid)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    int64_t ns = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * SWC_NS_PER_SEC +
-                 ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-    if (server_pid > 0) {
-        char path[64], line[1024];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)server_pid);
-        FILE *f = fopen(path, "r");
-        if (f != NULL) {
-            unsigned long ut = 0, st = 0;
-            char *p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
-            /* fields 14 and 15 (utime, stime) in clock ticks; p is at field 2's end */
-            if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                                    &ut, &st) == 2) {
-                ns += (int64_t)(ut + st) * (SWC_NS_PER_SEC / sysconf(_SC_CLK_TCK));
-            }
-            fclose(f);
-        }
+    char path[64];
+    unsigned long long ns = 0;
+    snprintf(path, sizeof(path), "/proc/%s/schedstat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
     }
-    return ns;
+    int n = fscanf(f, "%llu", &ns);
+    fclose(f);
+    return n == 1 ? (int64_t)ns : -1;
 }
 
-/* One server-stream run: MiB/s received, and *cpu_ms the CPU it cost per
- * 100 MiB (both processes). */
-static double stream_once(int port, const struct swc_secchan_config *sec, double *cpu_ms)
+/* CPU time used so far by the forked server, 0 when there is none: on this
+ * shared 2-core machine wall-clock throughput mostly shows how much CPU the
+ * others left us, while CPU per byte does not. */
+static int64_t server_cpu_ns(void)
+{
+    char pid[24];
+    if (server_pid <= 0) {
+        return 0;
+    }
+    snprintf(pid, sizeof(pid), "%d", (int)server_pid);
+    int64_t ns = schedstat_ns(pid);
+    return ns < 0 ? 0 : ns;
+}
+
+/* The same for this process (the client, and the server in one-loop mode). */
+static int64_t self_cpu_ns(void)
+{
+    int64_t ns = schedstat_ns("self");
+    if (ns >= 0) {
+        return ns;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * SWC_NS_PER_SEC +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+/* One server-stream run: MiB/s received; *cpu_ms the CPU it cost per
+ * 100 MiB (both processes), *srv_ms the forked server's (sending) share. */
+static double stream_once(int port, const struct swc_secchan_config *sec, double *cpu_ms,
+                          double *srv_ms)
 {
     struct swc_rpc_conn *c = connect_to(port, sec);
     bytes = 0;
-    int64_t t0 = swc_now_mono(), c0 = cpu_ns();
+    int64_t t0 = swc_now_mono(), c0 = self_cpu_ns(), s0 = server_cpu_ns();
     swc_rpc_stream_open(c, "b.stream", NULL, 0, 0, msg_cb, end_cb, NULL, NULL);
     run_until_done();
     double secs = (double)(swc_now_mono() - t0) / 1e9;
     double mib = (double)bytes / (1024.0 * 1024.0);
-    *cpu_ms = (double)(cpu_ns() - c0) / 1e6 / mib * 100.0;
+    double srv = (double)(server_cpu_ns() - s0) / 1e6 / mib * 100.0;
+    *cpu_ms = (double)(self_cpu_ns() - c0) / 1e6 / mib * 100.0 + srv;
+    if (srv_ms != NULL) {
+        *srv_ms = srv;
+    }
     close_conn(c);
     return mib / secs;
 }
 
 /* Plain, secure (OpenSSL bulk path), secure with libsodium forced and
  * ChaCha20-forced runs alternate, so each ratio compares runs made under
- * the same load on this shared machine. */
+ * the same load on this shared machine; the plain/secure pair swaps its
+ * order every round so that a drift in load favours neither. */
 static void bench_stream(const int ports[3], const struct swc_secchan_config *sec,
                          const struct swc_secchan_config *sodium,
                          const struct swc_secchan_config *chacha)
 {
-    double plain[RUNS], secure[RUNS], sod[RUNS], slow[RUNS];
-    double ratio[RUNS], ratio_sod[RUNS], ratio_ossl[RUNS], ratio_slow[RUNS];
-    double cplain[RUNS], csecure[RUNS], csod[RUNS], cslow[RUNS], cratio[RUNS];
-    for (int r = 0; r < RUNS; r++) {
-        plain[r] = stream_once(ports[0], NULL, &cplain[r]);
-        secure[r] = stream_once(ports[1], sec, &csecure[r]);
-        sod[r] = stream_once(ports[2], sodium, &csod[r]);
-        slow[r] = stream_once(ports[1], chacha, &cslow[r]);
+    double plain[RUNS_MAX], secure[RUNS_MAX], sod[RUNS_MAX], slow[RUNS_MAX];
+    double ratio[RUNS_MAX], ratio_sod[RUNS_MAX], ratio_ossl[RUNS_MAX], ratio_slow[RUNS_MAX];
+    double cplain[RUNS_MAX], csecure[RUNS_MAX], csod[RUNS_MAX], cslow[RUNS_MAX];
+    double cratio[RUNS_MAX], splain[RUNS_MAX], ssecure[RUNS_MAX], sratio[RUNS_MAX];
+    double rplain[RUNS_MAX], rsecure[RUNS_MAX], rratio[RUNS_MAX];
+    for (int r = 0; r < runs; r++) {
+        if (r % 2 == 0) {
+            plain[r] = stream_once(ports[0], NULL, &cplain[r], &splain[r]);
+            secure[r] = stream_once(ports[1], sec, &csecure[r], &ssecure[r]);
+        } else {
+            secure[r] = stream_once(ports[1], sec, &csecure[r], &ssecure[r]);
+            plain[r] = stream_once(ports[0], NULL, &cplain[r], &splain[r]);
+        }
+        sod[r] = stream_once(ports[2], sodium, &csod[r], NULL);
+        slow[r] = stream_once(ports[1], chacha, &cslow[r], NULL);
         ratio[r] = 100.0 * secure[r] / plain[r];
         ratio_sod[r] = 100.0 * sod[r] / plain[r];
         ratio_ossl[r] = 100.0 * secure[r] / sod[r];
         ratio_slow[r] = 100.0 * slow[r] / plain[r];
         cratio[r] = 100.0 * cplain[r] / csecure[r];
+        sratio[r] = 100.0 * splain[r] / ssecure[r];
+        rplain[r] = cplain[r] - splain[r];
+        rsecure[r] = csecure[r] - ssecure[r];
+        rratio[r] = 100.0 * rplain[r] / rsecure[r];
     }
-    print_stat("stream 64 KiB msgs, plain TCP", "MiB/s", plain, RUNS);
-    print_stat("stream 64 KiB msgs, secure channel", "MiB/s", secure, RUNS);
-    print_stat("  same, libsodium AES-GCM forced", "MiB/s", sod, RUNS);
-    print_stat("  same, ChaCha20-Poly1305 forced", "MiB/s", slow, RUNS);
-    print_stat("secure / plain (same run)", "%", ratio, RUNS);
-    print_stat("libsodium / plain (same run)", "%", ratio_sod, RUNS);
-    print_stat("OpenSSL / libsodium (same run)", "%", ratio_ossl, RUNS);
-    print_stat("ChaCha20 / plain (same run)", "%", ratio_slow, RUNS);
-    print_stat("CPU per 100 MiB, plain", "ms", cplain, RUNS);
-    print_stat("CPU per 100 MiB, secure", "ms", csecure, RUNS);
-    print_stat("CPU per 100 MiB, libsodium", "ms", csod, RUNS);
-    print_stat("CPU per 100 MiB, ChaCha20", "ms", cslow, RUNS);
-    /* What the secure channel would reach if CPU were the only limit. */
-    print_stat("CPU-bound secure / plain", "%", cratio, RUNS);
+    print_stat("stream 64 KiB msgs, plain TCP", "MiB/s", plain, runs);
+    print_stat("stream 64 KiB msgs, secure channel", "MiB/s", secure, runs);
+    print_stat("  same, libsodium AES-GCM forced", "MiB/s", sod, runs);
+    print_stat("  same, ChaCha20-Poly1305 forced", "MiB/s", slow, runs);
+    print_stat("secure / plain (same run)", "%", ratio, runs);
+    print_stat("libsodium / plain (same run)", "%", ratio_sod, runs);
+    print_stat("OpenSSL / libsodium (same run)", "%", ratio_ossl, runs);
+    print_stat("ChaCha20 / plain (same run)", "%", ratio_slow, runs);
+    print_stat("CPU per 100 MiB, plain", "ms", cplain, runs);
+    print_stat("CPU per 100 MiB, secure", "ms", csecure, runs);
+    print_stat("CPU per 100 MiB, libsodium", "ms", csod, runs);
+    print_stat("CPU per 100 MiB, ChaCha20", "ms", cslow, runs);
+    /* What the secure channel would reach if CPU were the only limit:
+     * plain CPU / secure CPU per byte, taken per round. */
+    print_stat("CPU-bound secure / plain", "%", cratio, runs);
+    /* The least disturbed runs of each (minimum CPU per byte): what the
+     * channel costs when neighbours leave the caches and the link alone. */
+    printf("%-34s        %9.1f %%  (min plain CPU / min secure CPU)\n",
+           "CPU-bound, least disturbed runs", 100.0 * min_of(cplain, runs) / min_of(csecure, runs));
+    if (server_pid > 0) {
+        /* Each side on its own core: the slower side sets the pace. */
+        print_stat("  sender CPU/100 MiB, plain", "ms", splain, runs);
+        print_stat("  sender CPU/100 MiB, secure", "ms", ssecure, runs);
+        print_stat("  receiver CPU/100 MiB, plain", "ms", rplain, runs);
+        print_stat("  receiver CPU/100 MiB, secure", "ms", rsecure, runs);
+        print_stat("  CPU-bound, sender side", "%", sratio, runs);
+        print_stat("  CPU-bound, receiver side", "%", rratio, runs);
+    }
 }
 
 static void make_identity(struct swc_identity *id, const uint8_t ca_sk[SWC_SIGN_SK_LEN],
@@ -279,6 +340,10 @@ int main(int argc, char **argv)
 {
     /* "stream": skip the unary figures. */
     bool stream_only = argc > 1 && strcmp(argv[1], "stream") == 0;
+    if (argc > 2) {
+        runs = atoi(argv[2]);
+        runs = runs < 1 ? 1 : runs > RUNS_MAX ? RUNS_MAX : runs;
+    }
     swc_log_set_level(SWC_LOG_WARN);
     uv_loop_init(&loop);
     uint8_t ca_pk[SWC_SIGN_PK_LEN], ca_sk[SWC_SIGN_SK_LEN];

@@ -10,7 +10,9 @@
  *
  * A context is initialised with the cipher and key once; each record then
  * only sets its nonce (EVP_*Init_ex with NULL cipher and key keeps the key
- * schedule), runs Update over the data in place and reads or checks the tag. */
+ * schedule), runs Update over the data in place and reads or checks the tag.
+ * Sealing is also offered in three steps (begin, update per piece, final) so
+ * a sender can encrypt scattered pieces straight into one record. */
 #include "net/aead.h"
 
 #include <dlfcn.h>
@@ -136,13 +138,22 @@ void swc_aead_gcm_destroy(struct swc_aead_gcm *g)
     swc_free(g);
 }
 
-int swc_aead_gcm_seal(struct swc_aead_gcm *g, const uint8_t nonce[SWC_AEAD_NONCE_LEN], uint8_t *c,
-                      uint8_t mac[SWC_AEAD_TAG_LEN], const uint8_t *m, size_t len)
+int swc_aead_gcm_seal_begin(struct swc_aead_gcm *g, const uint8_t nonce[SWC_AEAD_NONCE_LEN])
 {
-    int n;
     if (!g->encrypt || ossl.enc_init(g->ctx, NULL, NULL, NULL, nonce) != 1) {
         return SWC_EINTERNAL;
     }
+    return 0;
+}
+
+int swc_aead_gcm_seal_update(struct swc_aead_gcm *g, uint8_t *c, const uint8_t *m, size_t len)
+{
+    int n;
+    if (!g->encrypt) {
+        return SWC_EINTERNAL;
+    }
+    /* GCM is a stream cipher: OpenSSL keeps a partial block between calls
+     * and always outputs as many bytes as it took. */
     for (size_t off = 0; off < len;) {
         int step = len - off > UPDATE_MAX ? UPDATE_MAX : (int)(len - off);
         if (ossl.enc_update(g->ctx, c + off, &n, m + off, step) != 1 || n != step) {
@@ -150,11 +161,31 @@ int swc_aead_gcm_seal(struct swc_aead_gcm *g, const uint8_t nonce[SWC_AEAD_NONCE
         }
         off += (size_t)step;
     }
-    if (ossl.enc_final(g->ctx, c + len, &n) != 1 ||
+    return 0;
+}
+
+int swc_aead_gcm_seal_final(struct swc_aead_gcm *g, uint8_t mac[SWC_AEAD_TAG_LEN])
+{
+    int n;
+    uint8_t none[16]; /* Final writes nothing for GCM */
+    if (!g->encrypt || ossl.enc_final(g->ctx, none, &n) != 1 ||
         ossl.ctx_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, SWC_AEAD_TAG_LEN, mac) != 1) {
         return SWC_EINTERNAL;
     }
     return 0;
+}
+
+int swc_aead_gcm_seal(struct swc_aead_gcm *g, const uint8_t nonce[SWC_AEAD_NONCE_LEN], uint8_t *c,
+                      uint8_t mac[SWC_AEAD_TAG_LEN], const uint8_t *m, size_t len)
+{
+    int rc = swc_aead_gcm_seal_begin(g, nonce);
+    if (rc == 0) {
+        rc = swc_aead_gcm_seal_update(g, c, m, len);
+    }
+    if (rc == 0) {
+        rc = swc_aead_gcm_seal_final(g, mac);
+    }
+    return rc;
 }
 
 int swc_aead_gcm_open(struct swc_aead_gcm *g, const uint8_t nonce[SWC_AEAD_NONCE_LEN], uint8_t *m,

@@ -57,6 +57,20 @@ void swc_aead_gcm_destroy(struct swc_aead_gcm *g);
 int swc_aead_gcm_seal(struct swc_aead_gcm *g, const uint8_t nonce[SWC_AEAD_NONCE_LEN], uint8_t *c,
                       uint8_t mac[SWC_AEAD_TAG_LEN], const uint8_t *m, size_t len);
 
+/* Start sealing one record whose plaintext comes in pieces: sets nonce.
+ * Then any number of swc_aead_gcm_seal_update and one
+ * swc_aead_gcm_seal_final give exactly the bytes swc_aead_gcm_seal gives for
+ * the concatenated pieces. 0 or SWC_EINTERNAL. */
+int swc_aead_gcm_seal_begin(struct swc_aead_gcm *g, const uint8_t nonce[SWC_AEAD_NONCE_LEN]);
+
+/* Encrypt the next piece m[0..len) of the record to c (may equal m; pieces
+ * of any length, not only whole blocks). 0 or SWC_EINTERNAL. */
+int swc_aead_gcm_seal_update(struct swc_aead_gcm *g, uint8_t *c, const uint8_t *m, size_t len);
+
+/* Finish the record begun with swc_aead_gcm_seal_begin: tag to mac. 0 or
+ * SWC_EINTERNAL. */
+int swc_aead_gcm_seal_final(struct swc_aead_gcm *g, uint8_t mac[SWC_AEAD_TAG_LEN]);
+
 /* Decrypt c[0..len) to m (may equal c) and check mac. 0, SWC_EAUTH when
  * the tag does not match (m's contents are then unspecified), or
  * SWC_EINTERNAL. */

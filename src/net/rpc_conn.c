@@ -10,14 +10,18 @@
  * the connection DOWN, which only starts uv_close on the stream.
  *
  * A secure connection sends records (docs/security.md): whole frames, each
- * with its length prefix, gathered into one buffer that is sealed in place
- * and written with one syscall. With nothing in flight a frame becomes a
- * record at once, so a lone request waits for nothing; while a write is in
- * flight, frames gather into the open record until it reaches REC_CAP or
- * the write completes. So a busy stream pays one AEAD call, one length
- * prefix and one syscall per 256 KiB rather than per message, and record
- * buffers are recycled (REC_SPARES), so it allocates nothing per record. The
- * reader opens a record in place in its read buffer and dispatches the
+ * with its length prefix, gathered into one buffer and written with one
+ * syscall. With nothing in flight a frame becomes a record at once, so a
+ * lone request waits for nothing; while a write is in flight, frames gather
+ * into the open record until it reaches REC_CAP or the write completes. So
+ * a busy stream pays one AEAD call, one length prefix and one syscall per
+ * 256 KiB rather than per message, and record buffers are recycled
+ * (REC_SPARES), so it allocates nothing per record. A small record is
+ * copied in and sealed in place when it is flushed; once a record reaches
+ * REC_SEAL_DIRECT bytes it is sealed as it fills (OpenSSL's AES-256-GCM
+ * takes its input in pieces), so each body is encrypted straight from the
+ * sender's buffer into the record: one pass over the bytes, no copy first.
+ * The reader opens a record in place in its read buffer and dispatches the
  * frames inside in order.
  *
  * Completions never run inside the API call that caused them: cancels are
@@ -55,8 +59,11 @@ static void conn_update_reading(struct swc_rpc_conn *conn);
  * included) before it is sealed; one frame bigger than that travels alone. */
 #define REC_CAP    (256u * 1024)
 #define REC_FIRST  (16u * 1024) /* first size of a record buffer */
-#define REC_SPARES 2u           /* written record buffers kept for reuse */
+#define REC_SPARES 2u           /* write buffers kept once the queue drains */
 #define REC_WIRE   (SWC_FRAME_LEN_SIZE + SWC_SECCHAN_OVERHEAD) /* what a record adds */
+/* A record that reaches this much plaintext is sealed as it fills: frames
+ * are encrypted straight from the sender's buffers into it. */
+#define REC_SEAL_DIRECT (16u * 1024)
 
 static void ofrm_free(struct ofrm *f)
 {
@@ -64,14 +71,29 @@ static void ofrm_free(struct ofrm *f)
     swc_free(f);
 }
 
-/* A buffer of at least cap bytes, from the connection's spare when it fits. */
+/* A buffer of at least cap bytes: the first spare that fits, else a new
+ * one (then one spare too small to fit is freed, so the spares drift
+ * towards the sizes this connection needs instead of filling up with
+ * buffers it cannot use). */
 static struct ofrm *ofrm_get(struct swc_rpc_conn *conn, size_t cap)
 {
-    struct ofrm *f = conn->spare;
-    if (f != NULL && f->cap >= cap) {
-        conn->spare = f->next;
+    struct ofrm **pp = &conn->spare;
+    while (*pp != NULL && (*pp)->cap < cap) {
+        pp = &(*pp)->next;
+    }
+    struct ofrm *f = *pp;
+    if (f != NULL) {
+        *pp = f->next;
         conn->nspare--;
+        conn->spare_bytes -= f->cap;
     } else {
+        if (conn->spare != NULL) {
+            struct ofrm *small = conn->spare;
+            conn->spare = small->next;
+            conn->nspare--;
+            conn->spare_bytes -= small->cap;
+            ofrm_free(small);
+        }
         f = swc_calloc(1, sizeof(*f));
         if (f == NULL) {
             return NULL;
@@ -89,18 +111,35 @@ static struct ofrm *ofrm_get(struct swc_rpc_conn *conn, size_t cap)
     return f;
 }
 
-/* A written buffer: keep up to REC_SPARES of them for the next records (a
- * busy connection then allocates nothing per record; like a reused write
- * buffer, a spare is never bigger than REC_CAP), free the rest. */
+/* A written buffer of REC_FIRST..REC_CAP bytes is kept for the next
+ * records or queued frames, up to the high-water mark in all: a connection
+ * whose queue stays backed up then allocates nothing per write. Freeing
+ * each and allocating the next made the allocator hand memory back to the
+ * kernel and fault it in again, page by page, several times the cost of
+ * the copy. Once the queue drains, spares_trim keeps REC_SPARES. */
 static void ofrm_put(struct swc_rpc_conn *conn, struct ofrm *f)
 {
-    if (conn->nspare < REC_SPARES && f->cap <= REC_CAP && f->cap >= REC_FIRST) {
+    if (f->cap <= REC_CAP && f->cap >= REC_FIRST &&
+        conn->spare_bytes + f->cap <= (conn->high_water > REC_CAP ? conn->high_water : REC_CAP)) {
         f->next = conn->spare;
         conn->spare = f;
         conn->nspare++;
+        conn->spare_bytes += f->cap;
         return;
     }
     ofrm_free(f);
+}
+
+/* Nothing in flight: keep only REC_SPARES spare buffers. */
+static void spares_trim(struct swc_rpc_conn *conn)
+{
+    while (conn->nspare > REC_SPARES) {
+        struct ofrm *f = conn->spare;
+        conn->spare = f->next;
+        conn->nspare--;
+        conn->spare_bytes -= f->cap;
+        ofrm_free(f);
+    }
 }
 
 static void rec_flush(struct swc_rpc_conn *conn);
@@ -155,6 +194,9 @@ static void write_cb(uv_write_t *w, int status)
     if (conn->wq_bytes <= conn->high_water / 2) {
         conn_notify_writable(conn);
     }
+    if (conn->inflight == 0) {
+        spares_trim(conn);
+    }
 }
 
 /* Queue f's unwritten bytes with uv_write (f is owned by the request). */
@@ -206,13 +248,21 @@ static void conn_check_backpressure(struct swc_rpc_conn *conn)
     }
 }
 
-/* Seal the record being filled where it lies and write it. */
+/* Seal the record being filled (finish it if it was sealed as it filled,
+ * else seal it where it lies) and write it. */
 static void rec_flush(struct swc_rpc_conn *conn)
 {
     struct ofrm *f = conn->rec;
     conn->rec = NULL;
     size_t plen = f->len - SWC_FRAME_LEN_SIZE;
-    if (swc_secchan_seal_inplace(conn->sc, f->data + SWC_FRAME_LEN_SIZE, plen) != 0) {
+    int rc;
+    if (conn->rec_sealing) {
+        conn->rec_sealing = false;
+        rc = swc_secchan_seal_end(conn->sc, f->data + f->len);
+    } else {
+        rc = swc_secchan_seal_inplace(conn->sc, f->data + SWC_FRAME_LEN_SIZE, plen);
+    }
+    if (rc != 0) {
         conn->wq_bytes -= f->qbytes;
         ofrm_put(conn, f);
         swc_rpc_conn_down(conn, SWC_EINTERNAL, "seal failed");
@@ -261,6 +311,35 @@ static uint8_t *rec_room(struct swc_rpc_conn *conn, size_t n)
     return f->data + f->len;
 }
 
+/* The open record is about to hold `total` plaintext bytes: from
+ * REC_SEAL_DIRECT on, switch it to sealing as it fills (what it holds is
+ * encrypted in place, in the one pass sealing it later would have cost).
+ * When the channel cannot (ChaCha20, libsodium only), frames keep being
+ * copied and the record is sealed whole when it is flushed. */
+static int rec_maybe_seal_early(struct swc_rpc_conn *conn, size_t total)
+{
+    struct ofrm *f = conn->rec;
+    if (conn->rec_sealing || total < REC_SEAL_DIRECT || swc_secchan_seal_begin(conn->sc) != 0) {
+        return 0; /* a dead channel fails again at the flush */
+    }
+    conn->rec_sealing = true;
+    uint8_t *p = f->data + SWC_FRAME_LEN_SIZE;
+    return swc_secchan_seal_update(conn->sc, p, p, f->len - SWC_FRAME_LEN_SIZE);
+}
+
+/* Put n plaintext bytes from src at p in the open record: encrypted on the
+ * way when it is sealed as it fills, else copied (src may equal p). */
+static int rec_put(struct swc_rpc_conn *conn, uint8_t *p, const uint8_t *src, size_t n)
+{
+    if (conn->rec_sealing) {
+        return swc_secchan_seal_update(conn->sc, p, src, n);
+    }
+    if (p != src) {
+        memcpy(p, src, n);
+    }
+    return 0;
+}
+
 /* Secure, READY: append one frame (prefix, header, body) to the open record
  * and send the record at once if nothing is in flight (a lone request goes
  * out without waiting), or when it is full. Frames sent while a write is in
@@ -277,8 +356,13 @@ static int rec_append(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, si
     if (h != NULL) {
         swc_rpc_hdr_encode(h, p + SWC_FRAME_LEN_SIZE);
     }
-    if (blen > 0) {
-        memcpy(p + SWC_FRAME_LEN_SIZE + hlen, body, blen);
+    /* The body goes from the caller's buffer to the record in one pass:
+     * encrypted there when the record is sealed as it fills. */
+    if (rec_maybe_seal_early(conn, conn->rec->len - SWC_FRAME_LEN_SIZE + n) != 0 ||
+        rec_put(conn, p, p, SWC_FRAME_LEN_SIZE + hlen) != 0 ||
+        (blen > 0 && rec_put(conn, p + SWC_FRAME_LEN_SIZE + hlen, body, blen) != 0)) {
+        swc_rpc_conn_down(conn, SWC_EINTERNAL, "seal failed");
+        return 0; /* accepted: the call completes when the stream closes */
     }
     conn->rec->len += n;
     conn->rec->qbytes += n;
@@ -320,9 +404,8 @@ static int conn_send_now(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h,
     if (left == 0) {
         return 0;
     }
-    struct ofrm *f = swc_calloc(1, sizeof(*f));
-    if (f == NULL || (f->data = swc_malloc(left)) == NULL) {
-        swc_free(f);
+    struct ofrm *f = ofrm_get(conn, left);
+    if (f == NULL) {
         swc_rpc_conn_down(conn, SWC_ENOMEM, "no memory for the write queue");
         return 0; /* part of the frame is on the wire: the stream is unusable */
     }
@@ -337,8 +420,7 @@ static int conn_send_now(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h,
         off += n - skip;
         skip = 0;
     }
-    f->conn = conn;
-    f->len = f->cap = f->qbytes = left;
+    f->len = f->qbytes = left;
     conn->wq_bytes += left;
     conn_submit(conn, f);
     conn_check_backpressure(conn);
@@ -362,17 +444,11 @@ int rpc_conn_send(struct swc_rpc_conn *conn, const struct swc_rpc_hdr *h, const 
     if ((raw || conn->state == CONN_READY) && conn->inflight == 0) {
         return conn_send_now(conn, h, hlen, body, blen);
     }
-    struct ofrm *f = swc_calloc(1, sizeof(*f));
+    struct ofrm *f = ofrm_get(conn, SWC_FRAME_LEN_SIZE + plen);
     if (f == NULL) {
         return SWC_ENOMEM;
     }
-    f->data = swc_malloc(SWC_FRAME_LEN_SIZE + plen);
-    if (f->data == NULL) {
-        swc_free(f);
-        return SWC_ENOMEM;
-    }
-    f->conn = conn;
-    f->len = f->cap = SWC_FRAME_LEN_SIZE + plen;
+    f->len = SWC_FRAME_LEN_SIZE + plen;
     f->qbytes = f->len;
     swc_frame_put_len(f->data, (uint32_t)plen);
     if (h != NULL) {
@@ -418,11 +494,16 @@ static void conn_flush_pending(struct swc_rpc_conn *conn)
             swc_rpc_conn_down(conn, SWC_ENOMEM, "no memory for the write queue");
             return;
         }
-        memcpy(p, f->data, f->len);
+        if (rec_maybe_seal_early(conn, conn->rec->len - SWC_FRAME_LEN_SIZE + f->len) != 0 ||
+            rec_put(conn, p, f->data, f->len) != 0) {
+            ofrm_free(f);
+            swc_rpc_conn_down(conn, SWC_EINTERNAL, "seal failed");
+            return;
+        }
         conn->rec->len += f->len;
         conn->rec->qbytes += f->len;
         conn->wq_bytes += f->len;
-        ofrm_free(f);
+        ofrm_put(conn, f);
     }
     if (conn->rec != NULL && conn->inflight == 0 && conn->state == CONN_READY) {
         rec_flush(conn);

@@ -111,10 +111,12 @@ struct swc_rpc_conn {
     struct swc_secchan_config sec_cfg;
     struct swc_identity sec_self; /* our copy of *sec_cfg.self (wiped on free) */
     struct swc_secchan *sc;
-    struct ofrm *rec;   /* secure: the record being filled (plaintext frames) */
-    struct ofrm *spare; /* secure: record buffers to reuse */
+    struct ofrm *rec;   /* secure: the record being filled */
+    bool rec_sealing;   /* rec holds ciphertext: frames are sealed as they join */
+    struct ofrm *spare; /* written buffers to reuse (ofrm_get) */
     unsigned nspare;
-    size_t inflight; /* uv_write requests not completed yet */
+    size_t spare_bytes; /* bytes allocated at spare */
+    size_t inflight;    /* uv_write requests not completed yet */
 
     struct swc_rpc_peer peer;
 

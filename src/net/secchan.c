@@ -39,10 +39,14 @@
  * makes the signature check fail: no silent downgrade. AES-256-GCM frames
  * of SWC_AEAD_BULK_MIN bytes and more go through OpenSSL's faster code
  * (net/aead.h, opened on the first such frame; same key, nonce and tag
- * placement, so each end picks its backend alone). Any failure (handshake or frame) is
- * final: the channel refuses everything afterwards and the owner closes the
- * connection. We keep a private copy of the identity so the caller's struct
- * need not outlive the channel; all key material is wiped on destroy. */
+ * placement, so each end picks its backend alone). A sender may also seal
+ * one frame piece by piece (seal_begin / update / end, OpenSSL only): the
+ * same bytes as sealing the concatenation, built straight from scattered
+ * buffers; while such a frame is open no other may take a counter. Any
+ * failure (handshake or frame) is final: the channel refuses everything
+ * afterwards and the owner closes the connection. We keep a private copy of
+ * the identity so the caller's struct need not outlive the channel; all key
+ * material is wiped on destroy. */
 #include "net/secchan.h"
 
 #include <inttypes.h>
@@ -100,6 +104,8 @@ struct swc_secchan {
     /* OpenSSL contexts for bulk frames, made on the first one. */
     struct swc_aead_gcm *tx_bulk, *rx_bulk;
     bool no_bulk; /* libsodium only: configured so, or OpenSSL unavailable */
+    bool tx_open; /* a frame is being sealed piece by piece (seal_begin) */
+    size_t tx_open_len;
     uint64_t bulk_frames;
     unsigned offer;  /* ciphers we offer (client) or accept (server) */
     unsigned cipher; /* chosen one, once known */
@@ -536,6 +542,9 @@ static int seal_check(struct swc_secchan *sc, size_t len)
     if (sc->state != ST_DONE) {
         return swc_err_set(&sc->err, SWC_ESTATE, "secure channel: not established");
     }
+    if (sc->tx_open) {
+        return swc_err_set(&sc->err, SWC_ESTATE, "secure channel: a frame is being sealed");
+    }
     if (sc->tx_ctr == UINT64_MAX) {
         return fail(sc, SWC_ESTATE, "secure channel: %s", "frame counter exhausted");
     }
@@ -611,6 +620,57 @@ int swc_secchan_seal_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len)
         return rc;
     }
     return seal_to(sc, buf, buf + len, buf, len);
+}
+
+int swc_secchan_seal_begin(struct swc_secchan *sc)
+{
+    int rc = seal_check(sc, 0);
+    if (rc != 0) {
+        return rc;
+    }
+    /* Only OpenSSL's GCM takes its input in pieces; ask for a bulk-sized
+     * context whatever the final length (the wire format is the same). */
+    struct swc_aead_gcm *g = bulk_ctx(sc, SWC_AEAD_BULK_MIN, true);
+    if (g == NULL) {
+        return sc->cipher == SWC_SECCHAN_AES256GCM && !sc->no_bulk ? SWC_ENOMEM : SWC_ENOTSUP;
+    }
+    uint8_t nonce[NONCE_LEN];
+    frame_nonce(sc->tx_ctr, nonce);
+    if (swc_aead_gcm_seal_begin(g, nonce) != 0) {
+        return fail(sc, SWC_EINTERNAL, "secure channel: %s", "OpenSSL failed to start a frame");
+    }
+    sc->bulk_frames++;
+    sc->tx_open = true;
+    sc->tx_open_len = 0;
+    return 0;
+}
+
+int swc_secchan_seal_update(struct swc_secchan *sc, uint8_t *out, const uint8_t *in, size_t len)
+{
+    if (sc->state != ST_DONE || !sc->tx_open) {
+        return swc_err_set(&sc->err, SWC_ESTATE, "secure channel: no frame is being sealed");
+    }
+    if (len > crypto_aead_aes256gcm_MESSAGEBYTES_MAX - sc->tx_open_len) {
+        return fail(sc, SWC_ETOOBIG, "secure channel: %s", "frame too big to seal");
+    }
+    if (swc_aead_gcm_seal_update(sc->tx_bulk, out, in, len) != 0) {
+        return fail(sc, SWC_EINTERNAL, "secure channel: %s", "OpenSSL failed to seal a frame");
+    }
+    sc->tx_open_len += len;
+    return 0;
+}
+
+int swc_secchan_seal_end(struct swc_secchan *sc, uint8_t mac[SWC_SECCHAN_OVERHEAD])
+{
+    if (sc->state != ST_DONE || !sc->tx_open) {
+        return swc_err_set(&sc->err, SWC_ESTATE, "secure channel: no frame is being sealed");
+    }
+    sc->tx_open = false;
+    if (swc_aead_gcm_seal_final(sc->tx_bulk, mac) != 0) {
+        return fail(sc, SWC_EINTERNAL, "secure channel: %s", "OpenSSL failed to seal a frame");
+    }
+    sc->tx_ctr++;
+    return 0;
 }
 
 /* Decrypt the sealed frame in[0..len) to m (may equal in). */

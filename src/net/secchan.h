@@ -117,6 +117,26 @@ int swc_secchan_seal_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len);
  * swc_secchan_open (buf's contents are unspecified after a failure). */
 int swc_secchan_open_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len);
 
+/* Sealing one frame whose plaintext arrives in pieces encrypts each piece
+ * straight from the caller's memory to where the sealed frame is built (a
+ * record gathered from scattered buffers costs one pass, no copy first).
+ * The result is byte for byte what swc_secchan_seal_inplace makes of the
+ * concatenated pieces: ciphertext, then the SWC_SECCHAN_OVERHEAD-byte tag.
+ * Between begin and end no other frame may be sealed (SWC_ESTATE). */
+
+/* Start a frame under the next counter: 0; SWC_ENOTSUP when this channel
+ * cannot (cipher not AES-256-GCM, or the OpenSSL backend off or missing:
+ * seal a contiguous copy instead); SWC_ENOMEM; SWC_ESTATE. */
+int swc_secchan_seal_begin(struct swc_secchan *sc);
+
+/* Encrypt the next piece in[0..len) to out (may equal in). 0, SWC_ESTATE
+ * without a begin; any other failure is final, as for swc_secchan_seal. */
+int swc_secchan_seal_update(struct swc_secchan *sc, uint8_t *out, const uint8_t *in, size_t len);
+
+/* Finish the frame: its tag to mac (right after the ciphertext). 0,
+ * SWC_ESTATE without a begin, or a final failure. */
+int swc_secchan_seal_end(struct swc_secchan *sc, uint8_t mac[SWC_SECCHAN_OVERHEAD]);
+
 /* The frame cipher in use once done (one SWC_SECCHAN_* bit), 0 before. */
 unsigned swc_secchan_cipher(const struct swc_secchan *sc);
 

@@ -6,7 +6,8 @@
  * byte for byte at the primitive level and through two real channels with
  * different backends, that a tampered bulk frame fails through the OpenSSL
  * path, that small frames never map libcrypto, and that SWC_AEAD=sodium and
- * the per-channel setting force libsodium. The first test forks before this
+ * the per-channel setting force libsodium, and that sealing a frame in
+ * pieces from scattered buffers equals sealing a contiguous copy. The first test forks before this
  * process has mapped libcrypto, so it must stay first. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -297,6 +298,128 @@ static void test_tampered_bulk_frame(void **state)
     swc_free(copy);
 }
 
+/* Sealing in pieces (begin, update per piece, final) gives byte for byte
+ * what one seal of the concatenation gives, whatever the split points
+ * (inside a block, across the bulk size, empty pieces), from separate
+ * buffers or in place, and libsodium opens it. */
+static void test_piecewise_primitive(void **state)
+{
+    if (!swc_aead_openssl_available()) {
+        skip();
+    }
+    static const size_t lens[] = {0, 1, 17, 4100, 65536 + 20, 262144 + 5};
+    static const size_t cuts[][4] = {
+        {0, 0, 0, 0}, {4, 4, 13, 0}, {1, 15, 16, 33}, {4, 12, 65536, 0}, {5000, 0, 7, 3},
+    };
+    uint8_t key[32], nonce[12], tag1[16], tag2[16];
+    crypto_aead_aes256gcm_state st;
+    randombytes_buf(key, sizeof key);
+    crypto_aead_aes256gcm_beforenm(&st, key);
+    struct swc_aead_gcm *enc;
+    assert_int_equal(swc_aead_gcm_create(key, true, &enc), 0);
+    uint8_t *c1 = swc_malloc(BIG), *c2 = swc_malloc(BIG), *m = swc_malloc(BIG);
+    assert_true(c1 && c2 && m);
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+            for (int inplace = 0; inplace < 2; inplace++) {
+                size_t len = lens[i], off = 0;
+                randombytes_buf(nonce, sizeof nonce);
+                assert_int_equal(swc_aead_gcm_seal(enc, nonce, c1, tag1, msg, len), 0);
+                if (inplace) {
+                    memcpy(c2, msg, len);
+                }
+                assert_int_equal(swc_aead_gcm_seal_begin(enc, nonce), 0);
+                for (int j = 0; j <= 4; j++) {
+                    size_t n = j < 4 ? cuts[k][j] : len - off;
+                    n = n > len - off ? len - off : n;
+                    const uint8_t *src = inplace ? c2 + off : msg + off;
+                    assert_int_equal(swc_aead_gcm_seal_update(enc, c2 + off, src, n), 0);
+                    off += n;
+                }
+                assert_int_equal(off, len);
+                assert_int_equal(swc_aead_gcm_seal_final(enc, tag2), 0);
+                assert_memory_equal(c1, c2, len);
+                assert_memory_equal(tag1, tag2, 16);
+                assert_int_equal(crypto_aead_aes256gcm_decrypt_detached_afternm(
+                                     m, NULL, c2, len, tag2, NULL, 0, nonce, &st),
+                                 0);
+                assert_memory_equal(m, msg, len);
+            }
+        }
+    }
+    swc_free(c1);
+    swc_free(c2);
+    swc_free(m);
+    swc_aead_gcm_destroy(enc);
+}
+
+/* Seal msg[0..len) on sc piece by piece from the given cuts into out (wire
+ * bytes: ciphertext then tag). */
+static void seal_pieces(struct swc_secchan *sc, uint8_t *out, size_t len, size_t cut1, size_t cut2)
+{
+    assert_int_equal(swc_secchan_seal_begin(sc), 0);
+    assert_int_equal(swc_secchan_seal_update(sc, out, msg, cut1), 0);
+    assert_int_equal(swc_secchan_seal_update(sc, out + cut1, msg + cut1, cut2 - cut1), 0);
+    assert_int_equal(swc_secchan_seal_update(sc, out + cut2, msg + cut2, len - cut2), 0);
+    assert_int_equal(swc_secchan_seal_end(sc, out + len), 0);
+}
+
+/* Frames sealed in pieces on a channel open at a peer on either backend,
+ * take their place in the counter sequence among ordinary frames, and keep
+ * the channel's refusals: a replay or a flipped bit fails to open; while a
+ * frame is open no other frame may be sealed; update and end need a begin;
+ * a channel that cannot (ChaCha20, libsodium forced) says SWC_ENOTSUP. */
+static void test_piecewise_channel(void **state)
+{
+    if (!swc_aead_openssl_available()) {
+        skip();
+    }
+    size_t len = SWC_AEAD_BULK_MIN + 20, wire = len + SWC_SECCHAN_OVERHEAD;
+    uint8_t *buf = swc_malloc(wire), *copy = swc_malloc(wire);
+    assert_true(buf && copy);
+    for (int peer_openssl = 0; peer_openssl < 2; peer_openssl++) {
+        struct swc_secchan *c, *s;
+        pair(SWC_AEAD_OPENSSL, peer_openssl ? SWC_AEAD_OPENSSL : SWC_AEAD_SODIUM, &c, &s);
+        roundtrip(c, s, 10);
+        seal_pieces(c, buf, len, 4, 17);
+        memcpy(copy, buf, wire);
+        assert_int_equal(swc_secchan_open_inplace(s, buf, wire), 0);
+        assert_memory_equal(buf, msg, len);
+        roundtrip(c, s, SWC_AEAD_BULK_MIN); /* the counter moved on by one */
+        seal_pieces(c, buf, 100, 0, 50);    /* small frames too */
+        assert_int_equal(swc_secchan_open_inplace(s, buf, 100 + SWC_SECCHAN_OVERHEAD), 0);
+        assert_memory_equal(buf, msg, 100);
+        /* Misuse: no begin; a second frame while one is open. */
+        assert_int_equal(swc_secchan_seal_update(c, buf, msg, 1), SWC_ESTATE);
+        assert_int_equal(swc_secchan_seal_end(c, buf), SWC_ESTATE);
+        assert_int_equal(swc_secchan_seal_begin(c), 0);
+        assert_int_equal(swc_secchan_seal_begin(c), SWC_ESTATE);
+        assert_int_equal(swc_secchan_seal_inplace(c, buf, 10), SWC_ESTATE);
+        assert_int_equal(swc_secchan_seal_update(c, buf, msg, 10), 0);
+        assert_int_equal(swc_secchan_seal_end(c, buf + 10), 0);
+        assert_int_equal(swc_secchan_open_inplace(s, buf, 10 + SWC_SECCHAN_OVERHEAD), 0);
+        assert_memory_equal(buf, msg, 10);
+        /* The replay of an earlier piecewise frame is refused. */
+        assert_int_equal(swc_secchan_open_inplace(s, copy, wire), SWC_EAUTH);
+        unpair(c, s);
+        /* A flipped bit in a piecewise frame is refused. */
+        pair(SWC_AEAD_OPENSSL, peer_openssl ? SWC_AEAD_OPENSSL : SWC_AEAD_SODIUM, &c, &s);
+        seal_pieces(c, buf, len, 1, 65536);
+        buf[len / 3] ^= 0x01;
+        assert_int_equal(swc_secchan_open_inplace(s, buf, wire), SWC_EAUTH);
+        unpair(c, s);
+    }
+    /* Channels that cannot seal in pieces say so and stay usable. */
+    struct swc_secchan *c, *s;
+    pair(SWC_AEAD_SODIUM, SWC_AEAD_OPENSSL, &c, &s);
+    assert_int_equal(swc_secchan_seal_begin(c), SWC_ENOTSUP);
+    roundtrip(c, s, len);
+    assert_int_equal(swc_secchan_bulk_frames(c), 0);
+    unpair(c, s);
+    swc_free(buf);
+    swc_free(copy);
+}
+
 /* A channel configured for libsodium never calls OpenSSL, even for bulk
  * frames; an unknown backend value is refused. */
 static void test_sodium_forced(void **state)
@@ -330,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_lazy_load), /* first: it needs libcrypto unmapped */
         cmocka_unit_test(test_primitive_interop),   cmocka_unit_test(test_channel_interop),
         cmocka_unit_test(test_tampered_bulk_frame), cmocka_unit_test(test_sodium_forced),
+        cmocka_unit_test(test_piecewise_primitive), cmocka_unit_test(test_piecewise_channel),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     swc_free(msg);
