@@ -14,7 +14,14 @@
  * would move a task backwards is dropped, and a node may only report its own
  * tasks. A timer marks nodes DOWN after 3 missed heartbeat periods (6 right
  * after this manager became leader). A manager that is not the leader
- * answers a session with "not the leader, try X". */
+ * answers a session with "not the leader, try X". While no leader is known
+ * (an election), it parks the request instead of refusing it, and answers
+ * every parked one as soon as a leader is known, with "try <itself>" when it
+ * won: the worker then reuses its connection, so a fleet's failover costs
+ * one handshake per worker, not one per manager tried. A re-registration
+ * that would write what the store already says writes nothing. Work spread
+ * over turns re-arms with 1 ms, not 0: libuv 1.44 runs a 0 ms timer started
+ * from its own callback again in the same timer phase, before any I/O. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +45,11 @@
 #define SLOW_EVENTS_MS  50                   /* an entry's events slower than this are logged */
 #define SEND_NS         (20 * SWC_NS_PER_MS) /* incremental sends per loop turn */
 #define COMPLETE_NS     (10 * SWC_NS_PER_MS) /* complete sets built per loop turn */
+#define PARK_MS         50                   /* parked sessions: leader looked up this often */
+#define PARK_MAX_NS     (5 * SWC_NS_PER_SEC) /* ... and refused after waiting this long */
+#define PARK_CAP        65536                /* parked at most at once */
+#define PARK_NS         (5 * SWC_NS_PER_MS)  /* answers sent per loop turn */
+#define ADMIT_NS        (8 * SWC_NS_PER_MS)  /* registrations per loop turn (leader) */
 
 struct session;
 
@@ -81,6 +93,21 @@ struct session {
     bool in_sid;
 };
 
+/* A session request a follower holds while no leader is known. */
+struct parked {
+    struct swc_rpc_req *req;
+    int64_t since;
+    struct parked *prev, *next;
+};
+
+/* A session request waiting for a later turn on the leader. */
+struct admit {
+    struct swc_rpc_req *req; /* NULL once canceled */
+    struct admit *next;
+    size_t len;
+    uint8_t payload[];
+};
+
 struct status_item {
     char task_id[SWC_STORE_ID_MAX + 1];
     char node_id[SWC_STORE_ID_MAX + 1];
@@ -118,6 +145,22 @@ struct swc_dispatcher {
     /* Incremental changes are built and sent after the commit that made
      * them, a time budget's worth of sessions per turn, not inside apply. */
     uv_timer_t send_timer;
+    /* Session requests that reached this manager during an election: held
+     * until a leader is known, then answered with its address (this
+     * manager's own when it won, so the worker reuses its connection). */
+    struct parked *parked_head, *parked_tail;
+    size_t nparked;
+    uv_timer_t park_timer;
+    /* Registration on the leader is admitted under a per-turn budget: after
+     * a failover thousands of sessions arrive in one poll phase, and
+     * registering them all there would hold raft's ticks for seconds. The
+     * budget is refilled by admit_timer, which runs in the timer phase,
+     * i.e. once per loop iteration. */
+    struct admit *admit_head, *admit_tail;
+    size_t nadmit;
+    int64_t admit_spent;
+    uv_timer_t admit_timer;
+    uint64_t admitted_late; /* registrations that waited for a later turn */
     size_t ncomplete;       /* sessions with want_complete */
     uint64_t complete_turn; /* uv_now() of the turn complete_spent counts */
     int64_t complete_spent;
@@ -336,7 +379,7 @@ static void complete_tick(uv_timer_t *timer)
             continue;
         }
         if (swc_now_mono() >= deadline) {
-            uv_timer_start(&d->complete_timer, complete_tick, 0, 0);
+            uv_timer_start(&d->complete_timer, complete_tick, 1, 0);
             return;
         }
         want_complete_clear(s);
@@ -417,7 +460,7 @@ static void send_tick(uv_timer_t *timer)
             continue;
         }
         if (swc_now_mono() >= deadline) {
-            uv_timer_start(&d->send_timer, send_tick, 0, 0);
+            uv_timer_start(&d->send_timer, send_tick, 1, 0);
             return;
         }
         flush_session(s);
@@ -493,6 +536,45 @@ static void node_written(void *data, int result, const char *msg)
     }
 }
 
+bool swc_dispatcher_node_current(const Swarmc__Node *n, int state, const char *message,
+                                 const Swarmc__NodeDescription *desc, const char *addr, int role)
+{
+    if (n == NULL || n->status == NULL || (int)n->status->state != state) {
+        return false;
+    }
+    if (strcmp(n->status->message != NULL ? n->status->message : "",
+               message != NULL ? message : "") != 0) {
+        return false;
+    }
+    if (addr != NULL && strcmp(n->status->addr != NULL ? n->status->addr : "", addr) != 0) {
+        return false;
+    }
+    if (role >= 0 && (int)n->role != role) {
+        return false;
+    }
+    if (desc == NULL) {
+        return true;
+    }
+    if (n->description == NULL) {
+        return false;
+    }
+    size_t a = swarmc__node_description__get_packed_size(desc);
+    size_t b = swarmc__node_description__get_packed_size(n->description);
+    if (a != b) {
+        return false;
+    }
+    uint8_t *pa = swc_malloc(a + 1), *pb = swc_malloc(b + 1);
+    bool same = false;
+    if (pa != NULL && pb != NULL) {
+        swarmc__node_description__pack(desc, pa);
+        swarmc__node_description__pack(n->description, pb);
+        same = memcmp(pa, pb, a) == 0;
+    }
+    swc_free(pa);
+    swc_free(pb);
+    return same;
+}
+
 /* Write the node's status (and description when given). */
 static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
                        const char *message, const Swarmc__NodeDescription *desc, const char *addr,
@@ -509,6 +591,13 @@ static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
     Swarmc__Node *w = n;
     uint64_t version = 0;
     int64_t now = swc_now_wall();
+    if (swc_dispatcher_node_current(n, state, message, desc, addr, role)) {
+        /* A re-registration after a leader change: the store already says
+         * all of it, and 10,000 nodes would otherwise write 10,000 entries
+         * while the new leader has its first writes to commit. */
+        swc_store_free_decoded(&n->base);
+        return;
+    }
     if (n == NULL) {
         if (state != SWARMC__NODE_STATE__NODE_STATE_READY) {
             return;
@@ -629,19 +718,131 @@ static const char *peer_node(struct swc_rpc_req *req, const char *claimed, int *
     return claimed != NULL && claimed[0] != '\0' ? claimed : NULL;
 }
 
-static void send_not_leader(struct swc_dispatcher *d, struct swc_rpc_req *req)
+/* The cluster address of the leader ("" while unknown): this manager's own
+ * when it leads. */
+static void leader_hint(struct swc_dispatcher *d, char *out, size_t size)
 {
-    char addr[SWC_RAFT_ADDR_MAX] = "";
+    out[0] = '\0';
+    if (d->leader) {
+        snprintf(out, size, "%s", d->m->advertise_addr != NULL ? d->m->advertise_addr : "");
+    } else if (d->m->raft != NULL) {
+        swc_manager_leader_addr(d->m, out, size);
+        if (d->m->advertise_addr != NULL && strcmp(out, d->m->advertise_addr) == 0) {
+            out[0] = '\0'; /* elected, but not leading yet: not a place to go */
+        }
+    }
+}
+
+/* Answer a session request that came to a non-leader: "try <addr>" (the
+ * leader, or this manager if it leads now), or a bare refusal. */
+static void answer_not_leader(struct swc_rpc_req *req, const char *addr)
+{
     Swarmc__SessionMessage m = SWARMC__SESSION_MESSAGE__INIT;
-    swc_manager_leader_addr(d->m, addr, sizeof addr);
-    m.not_leader_try = addr;
+    m.not_leader_try = (char *)addr;
     size_t len;
-    uint8_t *buf = swc_pb_pack(&m.base, &len);
-    if (buf != NULL && addr[0] != '\0') {
+    uint8_t *buf = addr[0] != '\0' ? swc_pb_pack(&m.base, &len) : NULL;
+    if (buf != NULL) {
         swc_rpc_send(req, buf, len);
     }
     swc_free(buf);
     swc_rpc_end(req, SWC_ENOTLEADER, "not the leader");
+}
+
+static void park_unlink(struct swc_dispatcher *d, struct parked *p)
+{
+    if (p->prev != NULL) {
+        p->prev->next = p->next;
+    } else {
+        d->parked_head = p->next;
+    }
+    if (p->next != NULL) {
+        p->next->prev = p->prev;
+    } else {
+        d->parked_tail = p->prev;
+    }
+    d->nparked--;
+    swc_free(p);
+}
+
+static void park_canceled(struct swc_rpc_req *req, int status, void *data)
+{
+    (void)status;
+    struct parked *p = data;
+    /* the entry stays in the list (dropped by park_tick) without its req */
+    if (p->req == req) {
+        p->req = NULL;
+        swc_rpc_end(req, SWC_ECANCELED, "session canceled");
+    }
+}
+
+/* Answer parked requests once a leader is known (a turn's budget at a
+ * time), and refuse those that waited too long. */
+static void park_tick(uv_timer_t *t)
+{
+    struct swc_dispatcher *d = t->data;
+    char addr[SWC_RAFT_ADDR_MAX];
+    leader_hint(d, addr, sizeof addr);
+    int64_t now = swc_now_mono();
+    int64_t deadline = now + PARK_NS;
+    while (d->parked_head != NULL) {
+        struct parked *p = d->parked_head;
+        if (p->req != NULL) {
+            if (addr[0] == '\0' && now - p->since < PARK_MAX_NS) {
+                break; /* the list is in arrival order: the rest are younger */
+            }
+            if (swc_now_mono() >= deadline) {
+                uv_timer_start(&d->park_timer, park_tick, 1, 0);
+                return;
+            }
+            answer_not_leader(p->req, addr);
+        }
+        park_unlink(d, p);
+    }
+    if (d->parked_head != NULL) {
+        uv_timer_start(&d->park_timer, park_tick, PARK_MS, 0);
+    }
+}
+
+/* Hold req until a leader is known; false when it cannot be parked. */
+static bool park(struct swc_dispatcher *d, struct swc_rpc_req *req)
+{
+    if (d->closing || d->nparked >= PARK_CAP) {
+        return false;
+    }
+    struct parked *p = swc_calloc(1, sizeof *p);
+    if (p == NULL) {
+        return false;
+    }
+    p->req = req;
+    p->since = swc_now_mono();
+    p->prev = d->parked_tail;
+    if (d->parked_tail != NULL) {
+        d->parked_tail->next = p;
+    } else {
+        d->parked_head = p;
+    }
+    d->parked_tail = p;
+    d->nparked++;
+    swc_rpc_req_on_cancel(req, park_canceled, p);
+    if (!uv_is_active((uv_handle_t *)&d->park_timer)) {
+        uv_timer_start(&d->park_timer, park_tick, PARK_MS, 0);
+    }
+    return true;
+}
+
+size_t swc_dispatcher_parked(const struct swc_dispatcher *d)
+{
+    return d->nparked;
+}
+
+static void send_not_leader(struct swc_dispatcher *d, struct swc_rpc_req *req)
+{
+    char addr[SWC_RAFT_ADDR_MAX] = "";
+    leader_hint(d, addr, sizeof addr);
+    if (addr[0] == '\0' && park(d, req)) {
+        return; /* an election is under way: answered when it ends */
+    }
+    answer_not_leader(req, addr);
 }
 
 /* The cluster addresses of the managers (raft address port - 1, see
@@ -655,7 +856,7 @@ static size_t manager_addrs(struct swc_dispatcher *d, char addrs[][SWC_RAFT_ADDR
     n++;
     struct swc_raft_member *members = NULL;
     size_t nmembers = 0;
-    if (swc_raft_members(d->m->raft, &members, &nmembers) != 0) {
+    if (d->m->raft == NULL || swc_raft_members(d->m->raft, &members, &nmembers) != 0) {
         return n;
     }
     for (size_t i = 0; i < nmembers && n < max; i++) {
@@ -674,6 +875,94 @@ static size_t manager_addrs(struct swc_dispatcher *d, char addrs[][SWC_RAFT_ADDR
     return n;
 }
 
+static void session_register(struct swc_dispatcher *d, struct swc_rpc_req *req,
+                             const uint8_t *payload, size_t len);
+
+static void admit_canceled(struct swc_rpc_req *req, int status, void *data)
+{
+    (void)status;
+    struct admit *a = data;
+    if (a->req == req) {
+        a->req = NULL;
+        swc_rpc_end(req, SWC_ECANCELED, "session canceled");
+    }
+}
+
+static struct admit *admit_pop(struct swc_dispatcher *d)
+{
+    struct admit *a = d->admit_head;
+    d->admit_head = a->next;
+    if (d->admit_head == NULL) {
+        d->admit_tail = NULL;
+    }
+    d->nadmit--;
+    return a;
+}
+
+/* Timer phase: a new loop iteration, so a new budget; register queued
+ * sessions until it is spent. */
+static void admit_tick(uv_timer_t *t)
+{
+    struct swc_dispatcher *d = t->data;
+    d->admit_spent = 0;
+    while (d->admit_head != NULL && d->leader) {
+        if (d->admit_spent >= ADMIT_NS) {
+            uv_timer_start(&d->admit_timer, admit_tick, 1, 0);
+            return;
+        }
+        struct admit *a = admit_pop(d);
+        if (a->req != NULL) {
+            int64_t t0 = swc_now_mono();
+            session_register(d, a->req, a->payload, a->len);
+            d->admit_spent += swc_now_mono() - t0;
+        }
+        swc_free(a);
+    }
+}
+
+/* Queue req for a later turn; false when out of memory. */
+static bool admit_later(struct swc_dispatcher *d, struct swc_rpc_req *req, const uint8_t *payload,
+                        size_t len)
+{
+    struct admit *a = swc_malloc(sizeof *a + len);
+    if (a == NULL) {
+        return false;
+    }
+    a->req = req;
+    a->next = NULL;
+    a->len = len;
+    memcpy(a->payload, payload, len);
+    if (d->admit_tail != NULL) {
+        d->admit_tail->next = a;
+    } else {
+        d->admit_head = a;
+    }
+    d->admit_tail = a;
+    d->nadmit++;
+    d->admitted_late++;
+    swc_rpc_req_on_cancel(req, admit_canceled, a);
+    return true;
+}
+
+/* Hand the queued registrations back when leadership is lost: they are
+ * parked or redirected like any session that reaches a non-leader. */
+static void admit_drain(struct swc_dispatcher *d)
+{
+    uv_timer_stop(&d->admit_timer);
+    while (d->admit_head != NULL) {
+        struct admit *a = admit_pop(d);
+        if (a->req != NULL) {
+            send_not_leader(d, a->req);
+        }
+        swc_free(a);
+    }
+}
+
+uint64_t swc_dispatcher_admitted_late(const struct swc_dispatcher *d)
+{
+    return d->admitted_late;
+}
+
 static void h_session(struct swc_rpc_req *req, const uint8_t *payload, size_t len, void *data)
 {
     struct swc_dispatcher *d = data;
@@ -681,6 +970,25 @@ static void h_session(struct swc_rpc_req *req, const uint8_t *payload, size_t le
         send_not_leader(d, req);
         return;
     }
+    if ((d->admit_head != NULL || d->admit_spent >= ADMIT_NS) &&
+        admit_later(d, req, payload, len)) {
+        if (!uv_is_active((uv_handle_t *)&d->admit_timer)) {
+            uv_timer_start(&d->admit_timer, admit_tick, 1, 0);
+        }
+        return;
+    }
+    int64_t t0 = swc_now_mono();
+    session_register(d, req, payload, len);
+    d->admit_spent += swc_now_mono() - t0;
+    if (!uv_is_active((uv_handle_t *)&d->admit_timer)) {
+        uv_timer_start(&d->admit_timer, admit_tick, 1, 0); /* refills the budget */
+    }
+}
+
+/* Register a node's session (the leader's side of "dispatcher.Session"). */
+static void session_register(struct swc_dispatcher *d, struct swc_rpc_req *req,
+                             const uint8_t *payload, size_t len)
+{
     Swarmc__SessionRequest *r = swarmc__session_request__unpack(&swc_pb_allocator, len, payload);
     if (r == NULL) {
         swc_rpc_end(req, SWC_EPROTO, "dispatcher.Session: undecodable request");
@@ -1128,8 +1436,11 @@ int swc_dispatcher_create(struct swc_manager *m, struct swc_dispatcher **out)
     uv_timer_init(m->loop, &d->lag_timer);
     uv_timer_init(m->loop, &d->complete_timer);
     uv_timer_init(m->loop, &d->send_timer);
+    uv_timer_init(m->loop, &d->park_timer);
+    uv_timer_init(m->loop, &d->admit_timer);
     d->flush_timer.data = d->check_timer.data = d->lag_timer.data = d;
-    d->complete_timer.data = d->send_timer.data = d;
+    d->complete_timer.data = d->send_timer.data = d->park_timer.data = d;
+    d->admit_timer.data = d;
     uv_timer_start(&d->lag_timer, lag_tick, LAG_MS, LAG_MS);
     uv_unref((uv_handle_t *)&d->lag_timer); /* never keeps the loop alive */
     d->watch.cb = on_event;
@@ -1174,6 +1485,9 @@ void swc_dispatcher_leader(struct swc_dispatcher *d, bool leader)
             d->watching = true;
         }
         uv_timer_start(&d->check_timer, check_nodes, CHECK_MS, CHECK_MS);
+        if (d->parked_head != NULL) {
+            uv_timer_start(&d->park_timer, park_tick, 0, 0); /* "try me" */
+        }
     } else {
         if (d->watching) {
             swc_store_unwatch(d->m->store, &d->watch);
@@ -1184,6 +1498,7 @@ void swc_dispatcher_leader(struct swc_dispatcher *d, bool leader)
         uv_timer_stop(&d->complete_timer);
         uv_timer_stop(&d->send_timer);
         d->flush_armed = false;
+        admit_drain(d);
         drop_sessions(d, "this manager is no longer the leader");
     }
 }
@@ -1200,7 +1515,16 @@ void swc_dispatcher_destroy(struct swc_dispatcher *d)
 {
     swc_dispatcher_leader(d, false);
     d->closing = true;
-    d->open_timers = 5;
+    while (d->parked_head != NULL) {
+        struct parked *p = d->parked_head;
+        if (p->req != NULL) {
+            swc_rpc_end(p->req, SWC_ENOTLEADER, "this manager is shutting down");
+        }
+        park_unlink(d, p);
+    }
+    d->open_timers = 7;
+    uv_close((uv_handle_t *)&d->park_timer, timer_closed);
+    uv_close((uv_handle_t *)&d->admit_timer, timer_closed);
     uv_close((uv_handle_t *)&d->send_timer, timer_closed);
     uv_close((uv_handle_t *)&d->complete_timer, timer_closed);
     uv_close((uv_handle_t *)&d->lag_timer, timer_closed);

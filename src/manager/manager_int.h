@@ -102,6 +102,9 @@ struct swc_pipeline_stats {
     uint64_t tasks_decoded;       /* whole tasks decoded from the store */
     uint64_t task_writes;         /* actions proposed */
     int64_t max_pass_ns;          /* longest pass */
+    uint64_t sched_rebuilds;      /* scheduler views rebuilt (every task re-accounted) */
+    uint64_t sched_node_follows;  /* node changes applied to the view in place */
+    uint64_t pipelined_passes;    /* backlog passes run while writes were in flight */
 };
 /* Copy the pipeline's counters into *out. */
 void swc_pipeline_get_stats(const struct swc_pipeline *p, struct swc_pipeline_stats *out);
@@ -116,6 +119,14 @@ void swc_dispatcher_destroy(struct swc_dispatcher *d);
 /* The longest event-loop turn seen by the dispatcher's loop-lag probe (a
  * 50 ms repeating timer measuring its lateness), in ns, since start. */
 int64_t swc_dispatcher_loop_lag_max(const struct swc_dispatcher *d);
+/* Session requests held by this non-leader until an election ends. */
+size_t swc_dispatcher_parked(const struct swc_dispatcher *d);
+/* Session registrations the leader left to a later loop turn (budget). */
+uint64_t swc_dispatcher_admitted_late(const struct swc_dispatcher *d);
+/* True when node n already has this status (state, message, addr when not
+ * NULL, role when >= 0, description when not NULL): writing it is a no-op. */
+bool swc_dispatcher_node_current(const Swarmc__Node *n, int state, const char *message,
+                                 const Swarmc__NodeDescription *desc, const char *addr, int role);
 
 void swc_control_register(struct swc_manager *m, struct swc_rpc_server *srv);
 

@@ -187,6 +187,9 @@ struct swc_rpc_server_opts {
     uint32_t max_frame;  /* 0 = default, per accepted connection */
     uint32_t high_water; /* 0 = default */
     enum swc_rpc_unix_auth unix_auth;
+    /* Pace accepts on plain TCP listeners too (secure ones always are: a
+     * burst of connections per loop turn, the rest wait in the backlog). */
+    bool accept_pacing;
 };
 
 /* Create a server bound to loop; opts may be NULL. *out owned by the caller
@@ -221,12 +224,13 @@ int swc_rpc_server_port(const struct swc_rpc_server *srv, int *port);
 
 /* Counters of a server, for metrics and tests. */
 struct swc_rpc_server_stats {
-    uint64_t accepted;     /* connections accepted */
-    uint64_t active;       /* connections open now */
-    uint64_t proto_errors; /* connections closed for an oversized, truncated or bad frame */
-    uint64_t auth_errors;  /* ... for a failed handshake, a frame that failed to open, or
-                              refused unix credentials */
-    uint64_t requests;     /* requests dispatched to handlers */
+    uint64_t accepted;        /* connections accepted */
+    uint64_t active;          /* connections open now */
+    uint64_t proto_errors;    /* connections closed for an oversized, truncated or bad frame */
+    uint64_t auth_errors;     /* ... for a failed handshake, a frame that failed to open, or
+                                 refused unix credentials */
+    uint64_t requests;        /* requests dispatched to handlers */
+    uint64_t accept_deferred; /* connections left to a later loop turn by accept pacing */
 };
 
 /* Copy the server's counters into out. */

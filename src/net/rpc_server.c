@@ -6,7 +6,13 @@
  * frame is read; the credentials are then part of the peer identity that
  * handlers see. Closing the server closes its listeners and connections; it
  * finishes (frees, then calls back) once every listener and connection has
- * reported back from its close callback. */
+ * reported back from its close callback.
+ *
+ * Secure TCP listeners pace their accepts: ACCEPT_BURST connections per
+ * loop turn, the rest wait in the kernel backlog (a connection left
+ * unaccepted in the callback makes libuv stop polling the listener until
+ * uv_accept). A 1 ms timer accepts it and refills, so timers and I/O of
+ * established connections (raft) run between bursts of handshakes. */
 #define _GNU_SOURCE
 #include "net/rpc_int.h"
 
@@ -33,7 +39,22 @@ struct rpc_listener {
     struct swc_secchan_config sec_cfg;
     struct swc_identity sec_self;
     char path[108];
+    /* Accept pacing (secure TCP listeners): at most ACCEPT_BURST
+     * connections per refill; past that the connection the kernel handed
+     * us waits unaccepted (libuv stops polling the listener) until the pace
+     * timer, in a later loop turn, accepts it and refills. */
+    uv_timer_t pace;
+    unsigned budget;
+    bool waiting; /* a connection waits to be accepted */
+    bool pace_inited;
+    int open_handles;
 };
+
+/* New secure connections accepted per loop turn. Each costs a handshake
+ * (key exchange and signature checks, ~0.1-0.3 ms): after a leader dies,
+ * thousands of workers reconnect at once, and accepting them all in one
+ * turn would hold back raft's ticks, heartbeats and votes for seconds. */
+#define ACCEPT_BURST 16
 
 int swc_rpc_server_init(uv_loop_t *loop, const struct swc_rpc_server_opts *opts,
                         struct swc_rpc_server **out)
@@ -110,17 +131,56 @@ static int check_peer_cred(struct swc_rpc_server *srv, struct swc_rpc_conn *conn
     return 0;
 }
 
+static void accept_one(struct rpc_listener *l);
+
+/* A later turn: refill the budget and accept the connection that waited. */
+static void pace_cb(uv_timer_t *t)
+{
+    struct rpc_listener *l = t->data;
+    l->budget = ACCEPT_BURST;
+    if (l->waiting) {
+        l->waiting = false;
+        accept_one(l); /* re-arms the listener: the rest come through connection_cb */
+    }
+}
+
 static void connection_cb(uv_stream_t *server, int status)
 {
     struct rpc_listener *l = server->data;
-    struct swc_rpc_server *srv = l->srv;
     if (status < 0) {
         swc_warnf(RPC_LOG, "accept: %s", uv_strerror(status));
         return;
     }
+    if (l->pace_inited) {
+        if (l->budget == 0) {
+            /* Leave it unaccepted: libuv stops reading the listener until
+             * uv_accept, which pace_cb calls after the timers had a turn. */
+            l->waiting = true;
+            l->srv->stats.accept_deferred++;
+            if (!uv_is_active((uv_handle_t *)&l->pace)) {
+                uv_timer_start(&l->pace, pace_cb, 1, 0);
+            }
+            return;
+        }
+        l->budget--;
+        if (!uv_is_active((uv_handle_t *)&l->pace)) {
+            uv_timer_start(&l->pace, pace_cb, 1, 0);
+        }
+    }
+    accept_one(l);
+}
+
+static void accept_one(struct rpc_listener *l)
+{
+    struct swc_rpc_server *srv = l->srv;
+    uv_stream_t *server = &l->h.stream;
     struct swc_rpc_conn *conn;
     if (swc_rpc_conn_new(srv->loop, srv, l->is_pipe, &conn) != 0) {
         swc_warnf(RPC_LOG, "accept: out of memory");
+        if (l->pace_inited) { /* try again later: unaccepted, libuv stops reading */
+            l->waiting = true;
+            uv_timer_start(&l->pace, pace_cb, 100, 0);
+        }
         return;
     }
     if (srv->opts.max_frame != 0) {
@@ -160,10 +220,24 @@ static void listener_close_cb(uv_handle_t *h)
 {
     struct rpc_listener *l = h->data;
     struct swc_rpc_server *srv = l->srv;
+    if (--l->open_handles > 0) {
+        return;
+    }
     srv->nlisteners--;
     sodium_memzero(&l->sec_self, sizeof(l->sec_self));
     swc_free(l);
     server_maybe_finish(srv);
+}
+
+/* Close the listener's handles; it is freed when the last one closed. */
+static void close_listener(struct rpc_listener *l)
+{
+    l->open_handles = 1;
+    if (l->pace_inited) {
+        l->open_handles++;
+        uv_close((uv_handle_t *)&l->pace, listener_close_cb);
+    }
+    uv_close(&l->h.handle, listener_close_cb);
 }
 
 static int add_listener(struct swc_rpc_server *srv, struct rpc_listener *l)
@@ -175,7 +249,7 @@ static int add_listener(struct swc_rpc_server *srv, struct rpc_listener *l)
         swc_errorf(RPC_LOG, "listen: %s", uv_strerror(rc));
         srv->nlisteners++;
         l->next = NULL;
-        uv_close(&l->h.handle, listener_close_cb);
+        close_listener(l);
         return SWC_EIO;
     }
     l->next = srv->listeners;
@@ -204,6 +278,12 @@ int swc_rpc_server_listen_tcp(struct swc_rpc_server *srv, const char *addr,
         swc_rpc_copy_secure(&l->sec_cfg, &l->sec_self, secure);
         l->sec_cfg.is_client = false;
     }
+    if (secure != NULL || srv->opts.accept_pacing) {
+        uv_timer_init(srv->loop, &l->pace);
+        l->pace.data = l;
+        l->pace_inited = true;
+        l->budget = ACCEPT_BURST;
+    }
     uv_tcp_init(srv->loop, &l->h.tcp);
     l->h.handle.data = l;
     int rc = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0);
@@ -211,7 +291,7 @@ int swc_rpc_server_listen_tcp(struct swc_rpc_server *srv, const char *addr,
         swc_errorf(RPC_LOG, "bind %s: %s", addr, uv_strerror(rc));
         l->srv = srv;
         srv->nlisteners++;
-        uv_close(&l->h.handle, listener_close_cb);
+        close_listener(l);
         return SWC_EIO;
     }
     rc = add_listener(srv, l);
@@ -259,7 +339,7 @@ int swc_rpc_server_listen_unix(struct swc_rpc_server *srv, const char *path)
         l->srv = srv;
         l->path[0] = '\0'; /* not ours to unlink */
         srv->nlisteners++;
-        uv_close(&l->h.handle, listener_close_cb);
+        close_listener(l);
         return SWC_EIO;
     }
     rc = add_listener(srv, l);
@@ -350,7 +430,7 @@ void swc_rpc_server_close(struct swc_rpc_server *srv, swc_rpc_server_close_cb cb
         if (l->is_pipe && l->path[0] != '\0') {
             unlink(l->path);
         }
-        uv_close(&l->h.handle, listener_close_cb);
+        close_listener(l);
     }
     for (struct swc_rpc_conn *c = srv->conns; c != NULL; c = c->srv_next) {
         swc_rpc_conn_down(c, SWC_ECANCELED, "server closing");

@@ -24,12 +24,15 @@
 #include "base/log.h"
 #include "net/rpc.h"
 
-#define MOD               "agent"
-#define BACKOFF_MIN_MS    100u
-#define BACKOFF_MAX_MS    5000u
-#define STATUS_BATCH_MAX  10000u
-#define HEARTBEAT_TIMEOUT 10000u
-#define MANAGERS_MAX      64
+#define MOD                "agent"
+#define BACKOFF_MIN_MS     100u
+#define BACKOFF_MAX_MS     5000u
+#define STATUS_BATCH_MAX   10000u
+#define HEARTBEAT_TIMEOUT  10000u
+#define MANAGERS_MAX       64
+#define SAME_CONN_MAX      3u    /* "try me" answers followed on one connection */
+#define LOST_SPREAD_MS     1000u /* reconnect window after a live session was lost */
+#define REDIRECT_SPREAD_MS 500u  /* reconnect window after "not the leader, try X" */
 
 struct status_entry {
     char *task_id;
@@ -64,6 +67,7 @@ struct swc_agent {
     int64_t period_ns;
     bool connected;
     bool have_complete;
+    unsigned same_conn_retries; /* sessions reopened on the same connection */
     uint64_t last_seq;
     unsigned backoff_ms;
 
@@ -82,6 +86,7 @@ struct swc_agent {
 };
 
 static void do_connect(struct swc_agent *a);
+static void open_session(struct swc_agent *a);
 static void close_conn(struct swc_agent *a, struct swc_rpc_conn *c);
 static void flush_statuses(struct swc_agent *a);
 static void reconnect_cb(uv_timer_t *t);
@@ -169,6 +174,15 @@ static unsigned next_backoff(struct swc_agent *a)
     return base - jitter + (unsigned)(rand() % (int)(2 * jitter));
 }
 
+/* A delay drawn uniformly from [window/8, window]: after a leader dies or
+ * names its successor, thousands of agents react to the same event, and
+ * the managers' handshakes must not all land in one loop turn. */
+static unsigned spread_ms(unsigned window_ms)
+{
+    unsigned lo = window_ms / 8;
+    return lo + (unsigned)(rand() % (int)(window_ms - lo + 1));
+}
+
 static void session_down(struct swc_agent *a, const char *why, bool rotate, unsigned delay_ms)
 {
     bool was = a->connected;
@@ -195,7 +209,17 @@ static void session_down(struct swc_agent *a, const char *why, bool rotate, unsi
         swc_debugf(MOD, "connect to %s failed: %s", a->managers[a->cur], why);
     }
     if (rotate && a->nmanagers > 1) {
-        a->cur = (a->cur + 1) % a->nmanagers;
+        if (was) {
+            /* The manager of a live session failed: go to any other one, so
+             * a fleet splits over the survivors instead of all landing on
+             * the next in the list, and spread out in time. */
+            size_t step = 1 + (size_t)rand() % (a->nmanagers - 1);
+            a->cur = (a->cur + step) % a->nmanagers;
+            unsigned spread = spread_ms(LOST_SPREAD_MS);
+            delay_ms = delay_ms > spread ? delay_ms : spread;
+        } else {
+            a->cur = (a->cur + 1) % a->nmanagers;
+        }
     }
     schedule_reconnect(a, delay_ms);
 }
@@ -332,12 +356,30 @@ static void session_msg_cb(struct swc_rpc_call *call, const uint8_t *payload, si
     }
     if (m->not_leader_try != NULL && m->not_leader_try[0] != '\0') {
         int idx = add_manager(a, m->not_leader_try);
+        if (idx >= 0 && (size_t)idx == a->cur && a->same_conn_retries < SAME_CONN_MAX) {
+            /* This manager parked us until an election ended and now leads
+             * itself: open the session again on the same connection (no new
+             * handshake). Its end callback is ignored from here on. */
+            swc_infof(MOD, "%s became the leader: opening the session again", m->not_leader_try);
+            swarmc__session_message__free_unpacked(m, &swc_pb_allocator);
+            a->session_call = NULL;
+            a->same_conn_retries++;
+            open_session(a);
+            return;
+        }
         swc_infof(MOD, "%s is not the leader, trying %s", a->managers[a->cur], m->not_leader_try);
         swarmc__session_message__free_unpacked(m, &swc_pb_allocator);
+        if (idx >= 0 && (size_t)idx == a->cur) {
+            idx = -1; /* it kept naming itself: try another manager */
+        }
         if (idx >= 0) {
             a->cur = (size_t)idx;
         }
-        session_down(a, "not the leader", idx < 0, idx >= 0 ? 0 : next_backoff(a));
+        /* A whole fleet hears the same redirect at once: spread the
+         * reconnections so the new leader's handshakes do not crowd out its
+         * first raft rounds. */
+        session_down(a, "not the leader", idx < 0,
+                     idx >= 0 ? spread_ms(REDIRECT_SPREAD_MS) : next_backoff(a));
         return;
     }
     bool changed = false;
@@ -356,6 +398,7 @@ static void session_msg_cb(struct swc_rpc_call *call, const uint8_t *payload, si
         }
         a->connected = true;
         a->backoff_ms = 0;
+        a->same_conn_retries = 0;
         swc_infof(MOD, "session %s with %s established (heartbeat %lld ms)", a->session_id,
                   a->managers[a->cur], (long long)(a->period_ns / 1000000));
         uint64_t ms = (uint64_t)(a->period_ns / 1000000);
@@ -406,11 +449,18 @@ static void do_connect(struct swc_agent *a)
     opts.on_close = conn_close_cb;
     opts.data = a;
     const char *addr = a->managers[a->cur];
+    a->same_conn_retries = 0;
     if (swc_rpc_connect(a->loop, addr, &opts, &a->conn) != 0) {
         a->conn = NULL;
         session_down(a, "cannot connect", true, next_backoff(a));
         return;
     }
+    open_session(a);
+}
+
+/* Open the "dispatcher.Session" stream on the current connection. */
+static void open_session(struct swc_agent *a)
+{
     Swarmc__SessionRequest req = SWARMC__SESSION_REQUEST__INIT;
     Swarmc__NodeDescription *desc = NULL;
     if (a->desc != NULL) {

@@ -9,7 +9,14 @@
  * coalesced per task and sent in batches ("dispatcher.UpdateTaskStatus")
  * until acknowledged. When the connection fails it reconnects with
  * exponential backoff and jitter, moving through the known managers; the
- * list of managers is persisted in <state_dir>/managers. */
+ * list of managers is persisted in <state_dir>/managers.
+ *
+ * Failover: when a live session is lost, the agent waits a random 0.125-1 s
+ * and goes to a random other manager, so a fleet neither lands on one
+ * survivor nor in one loop turn. A manager that parked the session through
+ * an election and then won it answers "try <itself>": the session is opened
+ * again on the same connection (no second handshake, at most 3 times). A
+ * redirect to another manager is followed after a random 60-500 ms. */
 #ifndef SWC_WORKER_AGENT_H
 #define SWC_WORKER_AGENT_H
 
