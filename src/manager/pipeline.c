@@ -30,8 +30,15 @@
  * replicated service whose creations do not fit keeps them as a backlog of
  * slots that later passes write without reconciling again; backlog tasks are
  * placed by the scheduler as they are created and written once, ASSIGNED.
- * While writes are in flight the pipeline waits, so each pass sees the
- * results of the last one and never decides twice on the same state. All
+ * A reconcile that decides STASH_MIN or more creates puts them all in the
+ * backlog, so each task of a big create is written once. While writes are
+ * in flight the pipeline waits, so each pass sees the results of the last
+ * one and never decides twice on the same state (filling backlogs could go
+ * on with PIPELINE_MAX entries in flight; measured, it made turns longer,
+ * so it is off).
+ * A node that stops being schedulable (DOWN, paused, drained) is updated in
+ * the scheduler's view in place instead of rebuilding it: thousands of
+ * nodes going down cost no re-accounting of every task. All
  * decisions are taken by the pure modules (orchestrator.c, update.c,
  * scheduler.c, reaper.c); this file gathers their inputs and turns their
  * actions into transactions.
@@ -64,8 +71,15 @@
 /* Actions a reconcile applies even past the deadline: the walk that found
  * them is paid for already, and removals are not kept in a backlog, so a
  * walk longer than the budget must still make progress. */
-#define MIN_APPLY      2000
-#define PLACE_GROUP    64 /* backlog tasks placed per call of the scheduler */
+#define MIN_APPLY   2000
+#define STASH_MIN   1024 /* this many trailing creates go straight to a backlog */
+#define PLACE_GROUP 256  /* backlog tasks placed per call of the scheduler */
+/* Backlog passes may run while fewer than this many entries are in flight
+ * (filling a service is already decided, so it could go on before each
+ * commit). Measured with 100,000 replicas on 1,000 fleet nodes: with 2,
+ * 27-36 s and leader turns of 355-468 ms (two entries applied in one turn);
+ * with 1 (never while a write is in flight), 19 s and 133 ms. So 1. */
+#define PIPELINE_MAX   1
 #define MAX_VERSIONS   8
 #define SLOW_PASS_MS   50 /* a pass longer than this is logged with its phases */
 #define SLOW_EVENTS_MS 50 /* ... and an entry's events that took longer than this */
@@ -177,6 +191,7 @@ struct writer {
 };
 
 static void pass(uv_timer_t *timer);
+static bool can_pipeline(const struct swc_pipeline *p);
 
 static void timer_closed(uv_handle_t *h)
 {
@@ -247,6 +262,8 @@ static void write_cb(void *data, int result, const char *msg)
     p->dirty = true;
     if (p->inflight == 0) {
         uv_timer_start(&p->timer, pass, result == SWC_ECONFLICT ? 5 : 0, 0);
+    } else if (can_pipeline(p) && !uv_is_active((uv_handle_t *)&p->timer)) {
+        uv_timer_start(&p->timer, pass, 0, 0);
     }
 }
 
@@ -434,11 +451,38 @@ static void ncache_del(struct swc_pipeline *p, struct ncache *n)
     swc_free(n);
 }
 
+/* True when two (possibly NULL) messages encode to the same bytes. */
+static bool same_msg(const ProtobufCMessage *a, const ProtobufCMessage *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    size_t la, lb;
+    uint8_t *pa = swc_pb_pack(a, &la), *pb = swc_pb_pack(b, &lb);
+    bool same = pa != NULL && pb != NULL && la == lb && memcmp(pa, pb, la) == 0;
+    swc_free(pa);
+    swc_free(pb);
+    return same;
+}
+
+/* Whether what the scheduler reads of a node (spec, description, role)
+ * differs between two versions of it (its status aside). */
+static bool node_attrs_differ(const Swarmc__Node *a, const Swarmc__Node *b)
+{
+    return a->role != b->role ||
+           !same_msg(a->spec ? &a->spec->base : NULL, b->spec ? &b->spec->base : NULL) ||
+           !same_msg(a->description ? &a->description->base : NULL,
+                     b->description ? &b->description->base : NULL);
+}
+
 /* Refresh one node's entry from the store (removed when the node is gone).
  * Returns the entry or NULL; *changed says whether readiness or
- * availability moved. */
-static struct ncache *ncache_refresh(struct swc_pipeline *p, const char *id, bool *changed)
+ * availability moved, *attrs (optional) whether its spec, description or
+ * role did (true for a new entry). */
+static struct ncache *ncache_refresh_attrs(struct swc_pipeline *p, const char *id, bool *changed,
+                                           bool *attrs)
 {
+    bool attrs_changed = true;
     struct ncache *n = NULL;
     size_t len = strlen(id);
     *changed = true;
@@ -471,12 +515,21 @@ static struct ncache *ncache_refresh(struct swc_pipeline *p, const char *id, boo
         HASH_ADD(hh, p->nodes, id[0], len, n);
     } else {
         *changed = n->ready != ready || n->availability != avail;
+        attrs_changed = attrs != NULL && node_attrs_differ(n->pb, pb);
         swc_store_free_decoded(&n->pb->base);
     }
     n->pb = pb;
     n->ready = ready;
     n->availability = avail;
+    if (attrs != NULL) {
+        *attrs = attrs_changed;
+    }
     return n;
+}
+
+static struct ncache *ncache_refresh(struct swc_pipeline *p, const char *id, bool *changed)
+{
+    return ncache_refresh_attrs(p, id, changed, NULL);
 }
 
 /* Decode every node again (leadership start, restore, out of memory). */
@@ -513,23 +566,72 @@ static bool node_bad(struct swc_pipeline *p, const char *id)
            n->availability == SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_DRAIN;
 }
 
+static bool schedulable(bool ready, int availability)
+{
+    return ready && availability == SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE;
+}
+
+/* Follow a node change in the scheduler's view without rebuilding it when
+ * the change cannot matter to placement: a node that is not schedulable now
+ * (down, paused, drained) only has its flags updated in place (whatever else
+ * changed on it is read again when it comes back, which rebuilds), and a new
+ * node without tasks is added. Anything else (a node becoming schedulable, a
+ * schedulable node's description, a removal) rebuilds at the next pass, which
+ * re-accounts every task: so 10,000 nodes going DOWN cost no accounting. */
+static void sched_follow_node(struct swc_pipeline *p, const struct swc_store_event *ev,
+                              const struct ncache *n, bool attrs)
+{
+    if (p->sched == NULL || p->sched_stale) {
+        return; /* rebuilt at the next pass anyway */
+    }
+    if (p->nodes_stale || n == NULL || ev->type == SWC_STORE_EV_REMOVE) {
+        p->sched_stale = true;
+        return;
+    }
+    struct swc_sched_node *sn = swc_sched_node_get(p->sched, ev->id);
+    if (sn == NULL) {
+        struct swc_store_iter it;
+        swc_store_iter_node_tasks(p->m->store, ev->id, &it);
+        if (it.remaining > 0 || swc_sched_node_add_pb(p->sched, n->pb, NULL) != 0) {
+            p->sched_stale = true;
+        } else {
+            p->stats.sched_node_follows++;
+        }
+        return;
+    }
+    if (schedulable(n->ready, n->availability)) {
+        /* Still schedulable with the same attributes (a session registering
+         * again, a status message): nothing the view holds changed. */
+        if (attrs || !schedulable(sn->ready, sn->availability)) {
+            p->sched_stale = true;
+        } else {
+            p->stats.sched_node_follows++;
+        }
+        return;
+    }
+    sn->ready = n->ready;
+    sn->availability = n->availability;
+    p->stats.sched_node_follows++;
+}
+
 static void node_changed(struct swc_pipeline *p, const struct swc_store_event *ev)
 {
     struct swc_store_iter it;
     struct swc_store_obj o;
-    bool changed = true;
-    p->sched_stale = true;
+    bool changed = true, attrs = true;
+    struct ncache *nc = NULL;
     if (!p->nodes_stale) {
         if (ev->type == SWC_STORE_EV_REMOVE) {
-            struct ncache *n = NULL;
-            HASH_FIND_STR(p->nodes, ev->id, n);
-            if (n != NULL) {
-                ncache_del(p, n);
+            HASH_FIND_STR(p->nodes, ev->id, nc);
+            if (nc != NULL) {
+                ncache_del(p, nc);
+                nc = NULL;
             }
         } else {
-            ncache_refresh(p, ev->id, &changed);
+            nc = ncache_refresh_attrs(p, ev->id, &changed, &attrs);
         }
     }
+    sched_follow_node(p, ev, nc, attrs);
     /* Its tasks may be lost now (or back); a node re-registering with the
      * same state (a new session, a new description) changes no slot. */
     if (changed) {
@@ -794,16 +896,43 @@ static void create_task(struct writer *w, const Swarmc__Service *svc, const stru
     create_task_placed(w, svc, ss, slot, node_id, job_iteration, now, NULL, NULL, NULL);
 }
 
+/* The first index from which acts->items are all replicated creates of one
+ * job iteration (what stash_backlog keeps for later passes); acts->n when
+ * the last action is not such a create. */
+static size_t stash_from(const struct swc_orch_actions *acts)
+{
+    size_t j = acts->n;
+    while (j > 0) {
+        const struct swc_orch_action *a = &acts->items[j - 1];
+        if (a->kind != SWC_ORCH_CREATE || a->slot == 0 ||
+            a->job_iteration != acts->items[acts->n - 1].job_iteration) {
+            break;
+        }
+        j--;
+    }
+    return j;
+}
+
 /* Apply actions while the write budget lasts; false when some were left
- * (*applied, when given, says how many were). */
+ * (*applied, when given, says how many were). Past the deadline, up to
+ * MIN_APPLY actions still apply; STASH_MIN or more trailing replicated
+ * creates never do here: they are left for the backlog (so a 100,000-replica
+ * create costs no long first turn, and each task is written once). */
 static bool apply_actions(struct swc_pipeline *p, struct writer *w, const Swarmc__Service *svc,
                           const struct svc_state *ss, const struct swc_orch_actions *acts,
                           int64_t now, bool bounded, size_t *applied)
 {
+    size_t stashable = bounded ? stash_from(acts) : acts->n;
+    if (acts->n - stashable < STASH_MIN) {
+        stashable = acts->n; /* a few: written now, scheduled in this pass */
+    }
     for (size_t i = 0; i < acts->n; i++) {
         const struct swc_orch_action *a = &acts->items[i];
-        if (bounded && !budget_left(w->b) &&
-            (i >= MIN_APPLY || w->b->decodes == 0 || w->b->writes == 0)) {
+        /* Many replicated creates go to the backlog, which places each as it
+         * is written (one write, ASSIGNED, instead of PENDING then ASSIGNED). */
+        if (bounded &&
+            (i >= stashable ||
+             (!budget_left(w->b) && (i >= MIN_APPLY || w->b->decodes == 0 || w->b->writes == 0)))) {
             if (applied != NULL) {
                 *applied = i;
             }
@@ -912,6 +1041,7 @@ static bool apply_backlog(struct writer *w, struct svc_state *ss, const Swarmc__
         }
         swc_sched_results_clear(res, m);
     }
+    swc_infof(MOD, "service %s: backlog of creates written (%zu tasks)", svc->id, ss->nbacklog);
     drop_backlog(w->p, ss);
     done = true;
 out:
@@ -1599,6 +1729,17 @@ static void mark_all(struct swc_pipeline *p)
     p->svc_changed = p->need_alloc = p->need_sched = true;
 }
 
+/* True when the only work left is filling backlogs with an up-to-date
+ * scheduler view, which a pass may do while earlier writes are in flight
+ * (nothing it decides depends on their outcome; a failed one makes the view
+ * stale or the next pass full, and that waits for every write). */
+static bool can_pipeline(const struct swc_pipeline *p)
+{
+    return p->inflight < PIPELINE_MAX && p->backlogs > 0 && !p->full && p->ndirty == 0 &&
+           !p->svc_changed && !p->nodes_stale && p->sched != NULL && !p->sched_stale &&
+           p->accounted && !p->stopping && p->m->leader;
+}
+
 static void pass(uv_timer_t *timer)
 {
     struct swc_pipeline *p = timer->data;
@@ -1608,8 +1749,16 @@ static void pass(uv_timer_t *timer)
     memset(&w, 0, sizeof w);
     w.p = p;
     w.b = &b;
-    if (p->stopping || p->inflight > 0 || !p->m->leader) {
+    if (p->stopping || !p->m->leader) {
         return;
+    }
+    /* A pipelined pass only fills backlogs; the rest waits for the writes. */
+    bool pipelined = p->inflight > 0;
+    if (pipelined) {
+        if (!can_pipeline(p)) {
+            return;
+        }
+        p->stats.pipelined_passes++;
     }
     int64_t now = swc_now_wall(), wake = 0, t0 = swc_now_mono(), t_acct = 0;
     bool more = false;
@@ -1620,7 +1769,7 @@ static void pass(uv_timer_t *timer)
         p->stats.full_passes++;
         mark_all(p);
     }
-    for (struct svc_state *ss = p->svcs; ss != NULL; ss = ss->hh.next) {
+    for (struct svc_state *ss = pipelined ? NULL : p->svcs; ss != NULL; ss = ss->hh.next) {
         if (ss->wake > 0 && ss->wake <= now) {
             ss->wake = 0;
             mark_svc(p, ss->id);
@@ -1646,6 +1795,7 @@ static void pass(uv_timer_t *timer)
         }
         p->sched_stale = false;
         p->accounted = false;
+        p->stats.sched_rebuilds++;
         unplaced_clear(p); /* the cluster changed: try them all again */
     }
     struct swc_sched *sched = p->sched;
@@ -1678,7 +1828,7 @@ static void pass(uv_timer_t *timer)
     struct svc_state *ss, *tmp;
     HASH_ITER(hh, p->svcs, ss, tmp)
     {
-        if (!ss->dirty && ss->nbacklog == 0) {
+        if ((!ss->dirty && ss->nbacklog == 0) || (pipelined && ss->dirty)) {
             continue;
         }
         if (!budget_left(&b)) {
@@ -1694,17 +1844,23 @@ static void pass(uv_timer_t *timer)
         Swarmc__Service *svc = (Swarmc__Service *)swc_store_get_decoded(
             s, SWARMC__OBJECT_KIND__OBJECT_KIND_SERVICE, ss->id, NULL);
         if (!was_dirty && svc != NULL && svc->spec_version == ss->backlog_version) {
-            /* Filling: half the pass's writes, the rest is the scheduler's. */
+            /* Filling: half the pass's writes, the rest is the scheduler's
+             * (all of them in a pipelined pass, which does not schedule). */
             int64_t tn = swc_now_mono();
             struct budget *outer = w.b,
                           half = {b.decodes, b.writes / 2 + 1, tn + (b.deadline - tn) / 2};
+            if (pipelined) {
+                half.writes = b.writes;
+                half.deadline = b.deadline;
+            }
             w.b = &half;
             if (!p->accounted) {
                 account_tasks(p, sched, now, &b);
                 p->accounted = true;
             }
+            size_t given = half.writes;
             bool drained = apply_backlog(&w, ss, svc, sched, now);
-            b.writes -= (b.writes / 2 + 1) - half.writes;
+            b.writes -= given - half.writes;
             w.b = outer;
             /* Drained: the slots are what the orchestrator decided, and
              * anything relevant since would have dirtied the service. */
@@ -1754,12 +1910,17 @@ static void pass(uv_timer_t *timer)
     }
     int64_t t_svcs = swc_now_mono();
     size_t writes_svcs = PASS_WRITES - b.writes;
-    if (p->need_alloc && budget_left(&b)) {
+    if (pipelined) {
+        more |= p->need_alloc || p->need_sched; /* for the pass after the writes */
+    } else if (p->need_alloc && budget_left(&b)) {
         p->need_alloc = !allocate(p, &w, now);
         more |= p->need_alloc;
     }
-    if (p->need_sched && budget_left(&b) &&
-        (swc_store_iter_state(s, SWARMC__TASK_STATE__TASK_STATE_PENDING, &it), it.remaining > 0)) {
+    if (pipelined) {
+        /* alloc and sched wait for the pass after the writes (above) */
+    } else if (p->need_sched && budget_left(&b) &&
+               (swc_store_iter_state(s, SWARMC__TASK_STATE__TASK_STATE_PENDING, &it),
+                it.remaining > 0)) {
         int64_t ta = swc_now_mono();
         if (!p->accounted) {
             account_tasks(p, sched, now, &b);
@@ -1800,7 +1961,7 @@ wakeup:;
     if (more) {
         p->stats.chunked_passes++;
         p->dirty = true;
-        if (p->inflight == 0) {
+        if (p->inflight == 0 || can_pipeline(p)) {
             uv_timer_start(&p->timer, pass, 0, 0); /* after this turn's I/O */
         }
         return;

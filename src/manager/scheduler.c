@@ -642,6 +642,16 @@ static int place_group(struct swc_sched *s, const struct swc_sched_task *tasks, 
      * the back */
     for (size_t i = 0; i < s->n; i++) {
         struct swc_sched_node *node = &s->nodes[i]->pub;
+        /* Down, paused and drained nodes first, before any per-node lookup:
+         * a cluster with thousands of them pays one test each per group. */
+        if (!node->ready) {
+            g.reasons[R_NOT_READY]++;
+            continue;
+        }
+        if (node->availability != SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE) {
+            g.reasons[R_NOT_ACTIVE]++;
+            continue;
+        }
         struct swc_sched_svc *sv = node->svcs != NULL ? svc_find(node, g.t->service_id) : NULL;
         uint32_t cnt = sv != NULL ? sv->count : 0;
         enum reason r = filter(g.t, node, cnt);

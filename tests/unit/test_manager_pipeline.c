@@ -39,6 +39,8 @@ struct fixture {
     uint64_t index;
     int last_code;
     bool timed_out;
+    uint64_t delay_ms;         /* the fake raft's commit latency */
+    size_t queued, max_queued; /* writes in flight, and the most at once */
 };
 
 static void result_cb(void *data, uint64_t raft_index, uint64_t proposal_id, const char *proposer,
@@ -69,6 +71,7 @@ static void apply_queued(uv_timer_t *t)
             f->tail = &f->head;
         }
         int rv = apply_batch(f, &w->batch);
+        f->queued--;
         w->cb(w->data, rv, rv != 0 ? "conflict" : "");
         swc_buf_free(&w->batch);
         swc_free(w);
@@ -91,7 +94,12 @@ static int fake_write(void *data, const struct swc_store_txn *t, swc_manager_wri
     w->data = cb_data;
     *f->tail = w;
     f->tail = &w->next;
-    uv_timer_start(&f->apply_timer, apply_queued, 0, 0);
+    if (++f->queued > f->max_queued) {
+        f->max_queued = f->queued;
+    }
+    if (f->delay_ms == 0 || !uv_is_active((uv_handle_t *)&f->apply_timer)) {
+        uv_timer_start(&f->apply_timer, apply_queued, f->delay_ms, 0);
+    }
     return 0;
 }
 
@@ -177,6 +185,8 @@ static void put_service(struct fixture *f, const char *id, uint64_t replicas, bo
 {
     put_service_c(f, id, replicas, create, NULL);
 }
+
+static size_t tasks_on(struct fixture *f, const char *service, const char *node);
 
 static void on_deadline(uv_timer_t *t)
 {
@@ -462,6 +472,34 @@ static void test_node_reregistration_reconciles_nothing(void **state)
     swc_pipeline_get_stats(f->p, &b);
     assert_int_equal(b.services_reconciled, a.services_reconciled);
     assert_int_equal(b.tasks_decoded, a.tasks_decoded);
+    /* nor is the scheduler's view rebuilt (every task re-accounted) */
+    assert_int_equal(b.sched_rebuilds, a.sched_rebuilds);
+}
+
+/* A schedulable node whose labels change is read again: a service
+ * constrained to the new label lands there. */
+static void test_node_label_change_is_seen(void **state)
+{
+    struct fixture *f = *state;
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+        f->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, "node2", NULL);
+    Swarmc__Annotations__LabelsEntry e = SWARMC__ANNOTATIONS__LABELS_ENTRY__INIT, *ents[1] = {&e};
+    assert_non_null(n);
+    e.key = "zone";
+    e.value = "a";
+    size_t old_n = n->spec->annotations->n_labels;
+    Swarmc__Annotations__LabelsEntry **old = n->spec->annotations->labels;
+    n->spec->annotations->n_labels = 1;
+    n->spec->annotations->labels = ents;
+    write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n->base, false);
+    n->spec->annotations->n_labels = old_n;
+    n->spec->annotations->labels = old;
+    swc_store_free_decoded(&n->base);
+    settle(f);
+    put_service_c(f, "zoned", 3, true, "node.labels.zone==a");
+    settle(f);
+    assert_int_equal(count_state(f, "zoned", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), 3);
+    assert_int_equal(tasks_on(f, "zoned", "node2"), 3);
 }
 
 /* The loop-turn budget is shared: a second chunk in the same turn gets no
@@ -495,6 +533,165 @@ static void test_unplaceable_tasks_do_not_block_others(void **state)
     assert_int_equal(count_state(f, "late", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), 2);
 }
 
+/* Set a node's readiness and availability (one write). */
+static void set_node(struct fixture *f, const char *id, int state, int availability)
+{
+    Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+        f->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, id, NULL);
+    assert_non_null(n);
+    n->status->state = (Swarmc__NodeState)state;
+    n->spec->availability = (Swarmc__NodeAvailability)availability;
+    write_obj(f, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n->base, false);
+    swc_store_free_decoded(&n->base);
+}
+
+/* Live tasks of service on node. */
+static size_t tasks_on(struct fixture *f, const char *service, const char *node)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    size_t n = 0;
+    swc_store_iter_node_tasks(f->store, node, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        n += strcmp(o.service_id, service) == 0 &&
+             o.desired_state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING;
+    }
+    return n;
+}
+
+#define IDLE_NODES 40
+
+/* Nodes without tasks going DOWN (a fleet that left) cost the scheduler
+ * nothing: its view is updated in place, not rebuilt (a rebuild
+ * re-accounts every task in the store, so 10,000 nodes going down during a
+ * 100,000-task create made it re-account 100,000 tasks per pass), no
+ * service is reconciled, and no task lands on them afterwards. */
+static void test_down_nodes_cost_no_rebuild(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    char id[32];
+    for (int i = 0; i < IDLE_NODES; i++) {
+        snprintf(id, sizeof id, "idle%d", i);
+        put_node(f, id);
+    }
+    settle(f);
+    swc_pipeline_get_stats(f->p, &a);
+    for (int i = 0; i < IDLE_NODES; i++) {
+        snprintf(id, sizeof id, "idle%d", i);
+        set_node(f, id, SWARMC__NODE_STATE__NODE_STATE_DOWN,
+                 SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE);
+        settle(f);
+    }
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(b.sched_rebuilds, a.sched_rebuilds);
+    assert_int_equal(b.services_reconciled, a.services_reconciled);
+    assert_int_equal(b.tasks_decoded, a.tasks_decoded);
+    assert_true(b.sched_node_follows >= a.sched_node_follows + IDLE_NODES);
+    /* New tasks go to the ready nodes only, still without a rebuild. */
+    put_service(f, "after", 2 * NODES, true);
+    settle(f);
+    assert_int_equal(count_state(f, "after", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), 2 * NODES);
+    for (int i = 0; i < IDLE_NODES; i++) {
+        snprintf(id, sizeof id, "idle%d", i);
+        assert_int_equal(tasks_on(f, "after", id), 0);
+    }
+    for (int i = 0; i < NODES; i++) {
+        snprintf(id, sizeof id, "node%d", i);
+        assert_int_equal(tasks_on(f, "after", id), 2);
+    }
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(b.sched_rebuilds, a.sched_rebuilds);
+}
+
+/* The in-place update is only for nodes leaving placement: a node that
+ * comes back (ready and active again) is used, and a drained or paused
+ * node is not. */
+static void test_node_back_up_is_used(void **state)
+{
+    struct fixture *f = *state;
+    put_node(f, "spare");
+    put_node(f, "drained");
+    settle(f);
+    set_node(f, "spare", SWARMC__NODE_STATE__NODE_STATE_DOWN,
+             SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE);
+    set_node(f, "drained", SWARMC__NODE_STATE__NODE_STATE_READY,
+             SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_DRAIN);
+    settle(f);
+    put_service(f, "one", NODES, true);
+    settle(f);
+    assert_int_equal(tasks_on(f, "one", "spare"), 0);
+    set_node(f, "spare", SWARMC__NODE_STATE__NODE_STATE_READY,
+             SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE);
+    settle(f);
+    put_service(f, "two", NODES + 2, true);
+    settle(f);
+    assert_int_equal(count_state(f, "two", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), NODES + 2);
+    assert_true(tasks_on(f, "two", "spare") >= 1);
+    assert_int_equal(tasks_on(f, "two", "drained"), 0);
+    set_node(f, "drained", SWARMC__NODE_STATE__NODE_STATE_READY,
+             SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_PAUSE);
+    settle(f);
+    put_service(f, "three", 3 * (NODES + 1), true);
+    settle(f);
+    assert_int_equal(tasks_on(f, "three", "drained"), 0);
+    assert_int_equal(tasks_on(f, "three", "spare"), 3);
+}
+
+/* A large create is filled from the backlog from its first task: every task
+ * is written once, ASSIGNED, and none is decoded (before, the first 2,000
+ * were written PENDING, decoded and written again by the scheduler). */
+static void test_large_create_writes_each_task_once(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    swc_pipeline_get_stats(f->p, &a);
+    put_service(f, "huge", HUGE, true);
+    settle(f);
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(count_state(f, "huge", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), HUGE);
+    assert_int_equal(b.task_writes - a.task_writes, HUGE);
+    assert_int_equal(b.tasks_decoded, a.tasks_decoded);
+}
+
+/* With a raft that takes time to commit, backlog passes still wait for each
+ * entry (one in flight: two applied in one turn made leader turns long), and
+ * the result is every slot once, spread evenly over the nodes. */
+static void test_backlog_pipelines_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    swc_pipeline_get_stats(f->p, &a);
+    f->delay_ms = 5;
+    f->max_queued = 0;
+    put_service(f, "huge", HUGE, true);
+    settle(f);
+    swc_pipeline_get_stats(f->p, &b);
+    assert_int_equal(count_state(f, "huge", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), HUGE);
+    assert_int_equal(f->max_queued, 1);
+    assert_int_equal(b.pipelined_passes, a.pipelined_passes);
+    /* every slot exactly once */
+    uint8_t *seen = swc_calloc(HUGE + 1, 1);
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    assert_non_null(seen);
+    swc_store_iter_service_tasks(f->store, "huge", &it);
+    while (swc_store_iter_next(&it, &o)) {
+        Swarmc__Task *t = (Swarmc__Task *)swc_store_decode(&o, NULL);
+        assert_non_null(t);
+        assert_true(t->slot >= 1 && t->slot <= HUGE);
+        assert_int_equal(seen[t->slot], 0);
+        seen[t->slot] = 1;
+        swc_store_free_decoded(&t->base);
+    }
+    swc_free(seen);
+    char id[16];
+    for (int i = 0; i < NODES; i++) {
+        snprintf(id, sizeof id, "node%d", i);
+        assert_int_equal(tasks_on(f, "huge", id), HUGE / NODES);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +705,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_reregistration_reconciles_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_turn_budget_is_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_down_nodes_cost_no_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_label_change_is_seen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_back_up_is_used, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_create_writes_each_task_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_pipelines_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unplaceable_tasks_do_not_block_others, setup,
                                         teardown),
     };
