@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 static void run_inprocess(int runs);
+static void run_logmem(int runs);
 static void run_forked_throughput(int runs);
 static double pct(double *v, int n, double p);
 
@@ -454,6 +455,10 @@ int main(int argc, char **argv)
     int runs = argc > 1 ? atoi(argv[1]) : 5;
     int fo_runs = argc > 2 ? atoi(argv[2]) : 20;
     swc_log_set_level(SWC_LOG_WARN);
+    if (getenv("BENCH_ONLY_LOGMEM") != NULL) {
+        run_logmem(runs);
+        return 0;
+    }
     if (getenv("BENCH_ONLY_FORKED") == NULL) {
         run_inprocess(runs);
     }
@@ -483,4 +488,66 @@ static void run_inprocess(int runs)
         print_stats(what, "us", p99, runs);
         fflush(stdout);
     }
+}
+
+/* Raft log memory: 3 nodes with a 4 MiB state write ~55 MB in entries of
+ * 1,000 x 256 B (~270 KiB, like the pipeline's batched task writes). With
+ * the entry threshold alone (10,000) no snapshot happens and raft keeps every
+ * entry in memory; the byte trigger snapshots and keeps a short tail. Prints
+ * the leader's in-memory log bytes at the end and the throughput of each. */
+static void logmem_once(bool bytes, double *mem_mib, double *objs, double *snaps)
+{
+    struct th_cluster c;
+    struct th_props p;
+    struct swc_raft_stats st;
+    const int total = 200000;
+    th_cluster_init(&c, 3);
+    c.snap_log_bytes = bytes ? 0 : (size_t)1 << 40; /* 0 = the default trigger */
+    for (int i = 0; i < 3; i++) {
+        c.n[i].snap_pad = 4u << 20;
+    }
+    if (th_form(&c) != 0) {
+        fprintf(stderr, "cannot form cluster\n");
+        exit(1);
+    }
+    int l = th_wait_leader(&c, 5000);
+    memset(&p, 0, sizeof p);
+    int64_t t0 = swc_now_mono();
+    while (p.sent < total) {
+        if (th_propose_burst(&c, l, &p, 1000, 256) != 0) {
+            l = th_wait_leader(&c, 5000); /* leadership moved: follow it */
+            if (l < 0) {
+                fprintf(stderr, "no leader\n");
+                exit(1);
+            }
+            continue;
+        }
+        uv_run(&c.loop, UV_RUN_NOWAIT);
+        th_run_until(&c, cond_inflight, &p, 10000);
+    }
+    th_run_until(&c, th_cond_props, &p, 60000);
+    *objs = total / ((double)(swc_now_mono() - t0) / SWC_NS_PER_SEC);
+    swc_raft_stats(c.n[l].r, &st);
+    *mem_mib = (double)st.mem_bytes / (1 << 20);
+    *snaps = (double)st.snapshots_taken;
+    th_cluster_close(&c);
+}
+
+static void run_logmem(int runs)
+{
+    double mem[2][32], tp[2][32], sn[2][32];
+    if (runs > 32) {
+        runs = 32;
+    }
+    for (int i = 0; i < runs; i++) {
+        for (int b = 0; b < 2; b++) { /* alternate the two modes */
+            logmem_once(b == 1, &mem[b][i], &tp[b][i], &sn[b][i]);
+        }
+    }
+    print_stats("log in memory, entry threshold only", "MiB", mem[0], runs);
+    print_stats("log in memory, byte trigger", "MiB", mem[1], runs);
+    print_stats("snapshots, entry threshold only", "count", sn[0], runs);
+    print_stats("snapshots, byte trigger", "count", sn[1], runs);
+    print_stats("throughput, entry threshold only", "obj/s", tp[0], runs);
+    print_stats("throughput, byte trigger", "obj/s", tp[1], runs);
 }

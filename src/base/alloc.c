@@ -6,6 +6,9 @@
  * count blocks, not bytes. */
 #include "base/alloc.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -110,6 +113,13 @@ long swc_alloc_count(void)
 long swc_alloc_live(void)
 {
     return atomic_load(&n_live);
+}
+
+void swc_alloc_trim(void)
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
 
 static void *pb_alloc(void *data, size_t size)

@@ -33,6 +33,11 @@ long swc_alloc_count(void);
 /* Live allocations made through the seam (malloc - free), for leak checks. */
 long swc_alloc_live(void);
 
+/* Give free heap memory back to the OS (glibc malloc_trim; a no-op
+ * elsewhere). For after a large block of memory was freed at once, e.g. the
+ * raft log compacted by a snapshot: otherwise it stays resident. */
+void swc_alloc_trim(void);
+
 /* A protobuf-c allocator that goes through the seam. */
 extern ProtobufCAllocator swc_pb_allocator;
 

@@ -353,6 +353,33 @@ int swc_data_seal(const uint8_t key[SWC_DATA_KEY_LEN], const uint8_t *in, size_t
     return 0;
 }
 
+int swc_data_seal_inplace(const uint8_t key[SWC_DATA_KEY_LEN], struct swc_buf *b, size_t off)
+{
+    const size_t nlen = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+    const size_t alen = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+    unsigned long long clen;
+    _Static_assert(SWC_DATA_SEAL_NONCE == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                   "nonce size");
+    if (off < nlen || off > b->len) {
+        return SWC_EINVAL;
+    }
+    size_t len = b->len - off;
+    if (len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX) {
+        return SWC_ETOOBIG;
+    }
+    if (swc_buf_reserve(b, alen) != 0) {
+        return SWC_ENOMEM;
+    }
+    sodium_ready();
+    uint8_t *n = b->data + off - nlen;
+    randombytes_buf(n, nlen);
+    /* libsodium's combined AEAD supports c == m (in-place). */
+    crypto_aead_xchacha20poly1305_ietf_encrypt(b->data + off, &clen, b->data + off, len, NULL, 0,
+                                               NULL, n, key);
+    b->len = off + (size_t)clen;
+    return 0;
+}
+
 int swc_data_open(const uint8_t key[SWC_DATA_KEY_LEN], const uint8_t *in, size_t len,
                   struct swc_buf *out)
 {

@@ -96,6 +96,12 @@ int swc_data_seal(const uint8_t key[SWC_DATA_KEY_LEN], const uint8_t *in, size_t
                   struct swc_buf *out);
 int swc_data_open(const uint8_t key[SWC_DATA_KEY_LEN], const uint8_t *in, size_t len,
                   struct swc_buf *out);
+/* Seal in place what swc_data_seal would produce: b->data[off..b->len) is
+ * the plaintext and the SWC_DATA_SEAL_NONCE bytes before off are room for the
+ * nonce; on return b->data[off - SWC_DATA_SEAL_NONCE..b->len) is the sealed
+ * form (b grows by the tag). Saves a second copy of a large buffer. */
+#define SWC_DATA_SEAL_NONCE 24
+int swc_data_seal_inplace(const uint8_t key[SWC_DATA_KEY_LEN], struct swc_buf *b, size_t off);
 /* A fresh random data key. */
 void swc_data_key_new(uint8_t key[SWC_DATA_KEY_LEN]);
 

@@ -44,6 +44,45 @@ static void apply_internal(struct swc_raft *r, const struct swc_raft_frame *f)
     }
 }
 
+/* Count an applied entry toward the byte trigger. raft 0.15 has no "take a
+ * snapshot now" call, but it checks its entry threshold after every batch of
+ * applied entries, so lowering the threshold to 1 makes the next check take
+ * one; fsm_snapshot puts it back. */
+static void note_entry_bytes(struct swc_raft *r, size_t len)
+{
+    r->ring[r->ring_head] = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+    r->ring_head = (r->ring_head + 1) % SWC_RAFT_RING;
+    if (r->ring_n < SWC_RAFT_RING) {
+        r->ring_n++;
+    }
+    r->log_bytes += len;
+    /* Past the floor, allow half the last snapshot's size: a snapshot then
+     * costs at most twice the bytes logged since the previous one. */
+    size_t limit =
+        r->snap_log_bytes > r->last_snap_len / 2 ? r->snap_log_bytes : r->last_snap_len / 2;
+    if (!r->snap_forced && r->log_bytes >= limit) {
+        r->snap_forced = true;
+        raft_set_snapshot_threshold(&r->raft, 1);
+    }
+}
+
+/* Entries to keep after this snapshot: at most snap_trailing, and only as
+ * many of the newest as fit in snap_trail_bytes (at least one). */
+static unsigned trailing_for_bytes(const struct swc_raft *r)
+{
+    size_t sum = 0;
+    unsigned n = 0;
+    while (n < r->ring_n && n < r->snap_trailing) {
+        unsigned i = (r->ring_head + SWC_RAFT_RING - 1 - n) % SWC_RAFT_RING;
+        if (n > 0 && sum + r->ring[i] > r->snap_trail_bytes) {
+            return n;
+        }
+        sum += r->ring[i];
+        n++;
+    }
+    return n < r->ring_n ? n : r->snap_trailing; /* all we know of fits */
+}
+
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
 {
     struct swc_raft *r = rf->data;
@@ -54,6 +93,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 
     r->n_results = 0;
     *result = r;
+    note_entry_bytes(r, buf->len);
     if (swc_raft_hdr_get(buf->base, buf->len, 'E', &flags) != 0) {
         const uint8_t *q = buf->base;
         swc_errorf(
@@ -137,27 +177,67 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     r->snap_bufs[1].len = r->snap_owner.len;
 #if SWC_RAFT_SEAL
     if (r->sealed) {
-        r->snap_sealed.len = 0;
-        rv = swc_data_seal(r->key, r->snap_owner.data, r->snap_owner.len, &r->snap_sealed);
+        /* Seal in place rather than into a second buffer as big as the
+         * state (kept between snapshots, it would double what a snapshot
+         * leaves resident): shift the plaintext up by the nonce, then seal. */
+        size_t plen = r->snap_owner.len;
+        if (swc_buf_reserve(&r->snap_owner, SWC_DATA_SEAL_OVERHEAD) != 0) {
+            return RAFT_BUSY;
+        }
+        memmove(r->snap_owner.data + SWC_DATA_SEAL_NONCE, r->snap_owner.data, plen);
+        r->snap_owner.len = SWC_DATA_SEAL_NONCE + plen;
+        rv = swc_data_seal_inplace(r->key, &r->snap_owner, SWC_DATA_SEAL_NONCE);
         if (rv != 0) {
             return RAFT_BUSY;
         }
-        r->snap_bufs[1].base = r->snap_sealed.data;
-        r->snap_bufs[1].len = r->snap_sealed.len;
+        r->snap_bufs[1].base = r->snap_owner.data;
+        r->snap_bufs[1].len = r->snap_owner.len;
     }
 #endif
     *bufs = r->snap_bufs;
     *n = r->snap_bufs[1].len > 0 ? 2 : 1;
     r->stats.snapshots_taken++;
+    /* raft reads the trailing count when the snapshot is stored, after this
+     * returns: set it now from the sizes of the newest entries. */
+    raft_set_snapshot_trailing(&r->raft, trailing_for_bytes(r));
+    if (r->snap_forced) {
+        r->stats.snapshots_by_bytes++;
+        r->snap_forced = false;
+        raft_set_snapshot_threshold(&r->raft, r->snap_threshold);
+    }
+    r->log_bytes = 0;
+    r->last_snap_len = r->snap_bufs[1].len;
     return 0;
 }
 
-/* The buffers are ours and reused: nothing to free. */
+/* The snapshot is stored (raft calls this once the write is done, right
+ * before it drops the log entries the snapshot covers). The buffers are ours
+ * and reused: nothing to free. The dropped entries go back to malloc, which
+ * would keep them resident: the check handle hands the free pages back at
+ * the end of this loop turn (swc_raft_trim_run). */
 static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n)
 {
+    struct swc_raft *r = rf->data;
     *bufs = NULL;
     *n = 0;
+    r->trim_due = true;
+    swc_raft_kick(r);
     return 0;
+}
+
+void swc_raft_trim_run(struct swc_raft *r)
+{
+    if (!r->trim_due) {
+        return;
+    }
+    r->trim_due = false;
+    int64_t t0 = swc_now_mono();
+    swc_alloc_trim();
+    int64_t ms = (swc_now_mono() - t0) / SWC_NS_PER_MS;
+    if (ms >= 20) {
+        swc_infof(MOD, "manager %llu: returning freed log memory took %lld ms",
+                  (unsigned long long)r->id, (long long)ms);
+    }
 }
 
 static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)

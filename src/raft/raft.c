@@ -375,7 +375,6 @@ static void handle_close_cb(uv_handle_t *h)
     swc_buf_free(&r->plain);
     swc_buf_free(&r->snap_hdr);
     swc_buf_free(&r->snap_owner);
-    swc_buf_free(&r->snap_sealed);
     swc_free(r->results);
     swc_free(r->seen);
     swc_free(r->removed);
@@ -417,6 +416,7 @@ static void check_cb(uv_check_t *h)
     if (!r->raft_close_called) {
         swc_raft_transport_run(r);
     }
+    swc_raft_trim_run(r);
     if (r->started) {
         observe(r);
     }
@@ -507,6 +507,8 @@ int swc_raft_init(uv_loop_t *loop, const struct swc_raft_config *cfg, struct swc
     r->heartbeat_ms = cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 50;
     r->snap_threshold = cfg->snapshot_threshold ? cfg->snapshot_threshold : 10000;
     r->snap_trailing = cfg->snapshot_trailing ? cfg->snapshot_trailing : 500;
+    r->snap_log_bytes = cfg->snapshot_log_bytes ? cfg->snapshot_log_bytes : 8u << 20;
+    r->snap_trail_bytes = cfg->snapshot_trailing_bytes ? cfg->snapshot_trailing_bytes : 4u << 20;
     r->retry_ms = cfg->connect_retry_ms ? cfg->connect_retry_ms : 100;
     r->install_ms = cfg->install_snapshot_timeout_ms ? cfg->install_snapshot_timeout_ms : 5000;
     if (cfg->data_key != NULL) {
@@ -517,7 +519,6 @@ int swc_raft_init(uv_loop_t *loop, const struct swc_raft_config *cfg, struct swc
     swc_buf_init(&r->plain);
     swc_buf_init(&r->snap_hdr);
     swc_buf_init(&r->snap_owner);
-    swc_buf_init(&r->snap_sealed);
 
     if (cfg->transport != NULL) {
         r->custom_transport = true;
@@ -714,4 +715,12 @@ const char *swc_raft_errmsg(struct swc_raft *r)
 void swc_raft_stats(struct swc_raft *r, struct swc_raft_stats *out)
 {
     *out = r->stats;
+    out->log_bytes = r->log_bytes;
+    const struct raft_log *l = &r->raft.log;
+    out->mem_entries = 0;
+    out->mem_bytes = 0;
+    for (size_t i = l->front; l->size > 0 && i != l->back; i = (i + 1) % l->size) {
+        out->mem_entries++;
+        out->mem_bytes += l->entries[i].buf.len;
+    }
 }

@@ -110,7 +110,17 @@ struct swc_raft_config {
     unsigned heartbeat_timeout_ms; /* 0 = 50 */
     unsigned snapshot_threshold;   /* entries between snapshots; 0 = 10,000 */
     unsigned snapshot_trailing;    /* entries kept after a snapshot; 0 = 500 */
-    unsigned connect_retry_ms;     /* transport reconnect delay; 0 = 100 */
+    /* Also snapshot once the entries applied since the last snapshot add up
+     * to this many bytes, or to half the last snapshot's size if that is
+     * more (raft keeps them all in memory until then); 0 = 8 MiB. With group commit an entry
+     * carries up to 1.5 MiB, so the entry count alone would let the log hold the whole state many
+     * times over. */
+    size_t snapshot_log_bytes;
+    /* Keep at most this many bytes of entries after a snapshot (fewer than
+     * snapshot_trailing entries when they are big; at least one); 0 = 4 MiB.
+     * A follower further behind gets the snapshot instead. */
+    size_t snapshot_trailing_bytes;
+    unsigned connect_retry_ms; /* transport reconnect delay; 0 = 100 */
     /* Resend an unanswered InstallSnapshot after this long; 0 = 5,000. A
      * follower busy writing its own snapshot drops an incoming one without
      * answering (raft 0.15), and raft's default waits 30 s to retry. */
@@ -219,6 +229,10 @@ struct swc_raft_stats {
     uint64_t proposals_proposed; /* proposals packed into them */
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;
+    uint64_t snapshots_by_bytes; /* of snapshots_taken, triggered by snapshot_log_bytes */
+    uint64_t log_bytes;          /* bytes of entries applied since the last snapshot */
+    uint64_t mem_entries;        /* entries raft holds in memory now */
+    uint64_t mem_bytes;          /* their payload bytes */
 };
 void swc_raft_stats(struct swc_raft *r, struct swc_raft_stats *out);
 

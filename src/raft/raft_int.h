@@ -43,6 +43,8 @@
 #define SWC_RAFT_FRAME_HDR  20
 #define SWC_RAFT_F_SEALED   0x01
 #define SWC_RAFT_INT_REMOVE 1 /* internal frame: a raft id was removed */
+/* Sizes of this many recently applied entries are kept (trailing by bytes). */
+#define SWC_RAFT_RING 1024
 
 /* Write an entry or snapshot header. */
 void swc_raft_hdr_put(uint8_t *p, char kind, uint8_t flags);
@@ -131,8 +133,18 @@ struct swc_raft {
     size_t n_removed;
 
     /* Snapshot buffers, reused between snapshots (version-2 FSM). */
-    struct swc_buf snap_hdr, snap_owner, snap_sealed;
+    struct swc_buf snap_hdr, snap_owner; /* sealed in place when sealed */
     struct raft_buffer snap_bufs[2];
+
+    /* Byte-based snapshot trigger (fsm.c): bytes of entries applied since
+     * the last snapshot, and the sizes of the last SWC_RAFT_RING applied
+     * entries (a ring) to cap what a snapshot leaves in memory. */
+    size_t snap_log_bytes, snap_trail_bytes; /* limits */
+    size_t log_bytes, last_snap_len;
+    uint32_t ring[SWC_RAFT_RING];
+    unsigned ring_head, ring_n;
+    bool snap_forced; /* threshold lowered until the next snapshot */
+    bool trim_due;    /* a snapshot compacted the log: return freed memory */
 
     struct swc_err err;
     struct swc_raft_stats stats;
@@ -144,6 +156,8 @@ int swc_raft_map_err(int raft_rv);
 bool swc_raft_removed_has(struct swc_raft *r, uint64_t id);
 int swc_raft_removed_add(struct swc_raft *r, uint64_t id);
 void swc_raft_fsm_setup(struct swc_raft *r);
+/* After a snapshot compacted the log, give freed heap back to the OS. */
+void swc_raft_trim_run(struct swc_raft *r);
 /* Make sure the check handle runs at the end of this loop turn. */
 void swc_raft_kick(struct swc_raft *r);
 /* Append a frame (proposer 0 = internal, cb may be NULL) to this turn's batch. */

@@ -55,6 +55,7 @@ struct th_cluster {
     int size;
     char base[128];
     unsigned snap_threshold, snap_trailing;
+    size_t snap_log_bytes, snap_trail_bytes;
     const uint8_t *key;
     long live0; /* swc_alloc_live() at init, for the leak check */
     bool pipes; /* custom transport: in-process socketpairs instead of TCP */
@@ -243,6 +244,8 @@ static TH_UNUSED int th_start(struct th_cluster *c, int i, bool bootstrap, bool 
     cfg.address = n->addr;
     cfg.snapshot_threshold = c->snap_threshold;
     cfg.snapshot_trailing = c->snap_trailing;
+    cfg.snapshot_log_bytes = c->snap_log_bytes;
+    cfg.snapshot_trailing_bytes = c->snap_trail_bytes;
     cfg.install_snapshot_timeout_ms = 1000;
     cfg.data_key = c->key;
     if (c->pipes) {

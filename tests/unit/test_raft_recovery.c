@@ -200,6 +200,83 @@ static void test_cluster_restart(void **state)
     th_cluster_close(&c);
 }
 
+/* Write n 8 KiB proposals, one entry each, on node l. */
+static void write_big_entries(struct th_cluster *c, int l, int n)
+{
+    struct th_props p;
+    memset(&p, 0, sizeof p);
+    for (int turn = 0; turn < n; turn++) {
+        assert_int_equal(th_propose_burst(c, l, &p, 1, 8192), 0);
+        assert_true(th_run_until(c, th_cond_props, &p, 5000));
+    }
+    assert_int_equal(p.ok, n);
+}
+
+/* On a 3-node cluster whose entry threshold is never reached, every node
+ * snapshots once the entries applied since its last snapshot pass
+ * snapshot_log_bytes, and keeps only about snapshot_trailing_bytes of
+ * entries after it; a restart restores the same state. */
+static void test_snapshot_by_bytes(void **state)
+{
+    static const uint8_t key[SWC_RAFT_KEY_LEN] = {7, 1, 2, 3};
+    struct th_cluster c;
+    struct swc_raft_stats st;
+    th_cluster_init(&c, 3);
+    c.key = key; /* snapshots are sealed in place: the restart opens them */
+    c.snap_threshold = 100000;
+    c.snap_trailing = 500;
+    c.snap_log_bytes = 256 * 1024;
+    c.snap_trail_bytes = 64 * 1024;
+    assert_int_equal(th_form(&c), 0);
+    int l = th_wait_leader(&c, 5000);
+    write_big_entries(&c, l, 200); /* ~1.6 MiB of entries */
+    assert_true(th_wait_converged(&c, l, 5000));
+    for (int i = 0; i < 3; i++) {
+        swc_raft_stats(c.n[i].r, &st);
+        assert_true(st.snapshots_taken >= 3);
+        assert_true(st.snapshots_by_bytes == st.snapshots_taken);
+        assert_true(st.log_bytes < 256 * 1024 + 8192);
+        /* trailing entries (64 KiB: 7 of them) plus those since */
+        assert_true(st.mem_bytes <= 64 * 1024 + 256 * 1024 + 16384);
+    }
+    /* Restart everything from disk: state comes back from the sealed
+     * snapshots plus the short log tails. */
+    struct saved s = {c.n[l].hash, c.n[l].rhash, c.n[l].count};
+    for (int i = 0; i < 3; i++) {
+        assert_true(th_stop(&c, i));
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(th_start(&c, i, false, false), 0);
+    }
+    l = th_wait_leader(&c, 10000);
+    assert_true(l >= 0);
+    assert_true(th_run_until(&c, cond_restored, &s, 10000));
+    for (int i = 0; i < 3; i++) {
+        swc_raft_stats(c.n[i].r, &st);
+        assert_true(st.snapshots_restored >= 1);
+        assert_int_equal(c.n[i].rhash, s.rhash);
+    }
+    th_cluster_close(&c);
+}
+
+/* The same writes with the byte trigger far away: no snapshot at all, and
+ * every entry stays in memory (what the trigger is there to prevent). */
+static void test_snapshot_bytes_off(void **state)
+{
+    struct th_cluster c;
+    struct swc_raft_stats st;
+    th_cluster_init(&c, 3);
+    c.snap_threshold = 100000;
+    c.snap_log_bytes = 1u << 30;
+    assert_int_equal(th_form(&c), 0);
+    int l = th_wait_leader(&c, 5000);
+    write_big_entries(&c, l, 200);
+    swc_raft_stats(c.n[l].r, &st);
+    assert_int_equal(st.snapshots_taken, 0);
+    assert_true(st.mem_bytes >= 200 * 8192);
+    th_cluster_close(&c);
+}
+
 static void test_bootstrap_twice_refused(void **state)
 {
     struct th_cluster c;
@@ -268,6 +345,8 @@ int main(void)
         cmocka_unit_test(test_close_with_inflight),
         cmocka_unit_test(test_snapshot_catch_up),
         cmocka_unit_test(test_cluster_restart),
+        cmocka_unit_test(test_snapshot_by_bytes),
+        cmocka_unit_test(test_snapshot_bytes_off),
         cmocka_unit_test(test_bootstrap_twice_refused),
         cmocka_unit_test(test_force_new_cluster),
     };
