@@ -68,7 +68,7 @@ int swc_cli_open_client(struct swc_cli *cli, struct swc_client *c)
 void swc_cli_free_msg(void *m)
 {
     if (m != NULL) {
-        protobuf_c_message_free_unpacked((ProtobufCMessage *)m, &swc_pb_allocator);
+        swc_client_free_reply((ProtobufCMessage *)m);
     }
 }
 

@@ -24,6 +24,10 @@ struct swc_client {
     struct swc_rpc_conn *conn;
     char addr[256];
     bool loop_init;
+    /* Unpack replies into an arena (fast for big listings, freed at once).
+     * Only for replies nobody edits: the spec editors free and grow the
+     * fields of a reply they change, which an arena cannot take. */
+    bool arena_replies;
 };
 
 /* Default control socket (SWARMC_HOST overrides, -H overrides both). */
@@ -34,12 +38,17 @@ const char *swc_client_default_host(void);
 int swc_client_open(struct swc_client *c, const char *addr, struct swc_err *err);
 
 /* Call method with req; on success *resp is the unpacked reply (free with
- * protobuf_c_message_free_unpacked(resp, &swc_pb_allocator)). A reply
+ * swc_client_free_reply; with c->arena_replies it lives in an arena of its
+ * own and must not be edited). A reply
  * whose `error` has a non-zero code fails with that code and message.
  * timeout_ms 0 = 60 s. */
 int swc_client_call(struct swc_client *c, const char *method, const ProtobufCMessage *req,
                     const ProtobufCMessageDescriptor *resp_desc, uint32_t timeout_ms,
                     ProtobufCMessage **resp, struct swc_err *err);
+
+/* Free a reply of swc_client_call; any other unpacked message (allocated
+ * with swc_pb_allocator) is freed as usual. NULL is fine. */
+void swc_client_free_reply(ProtobufCMessage *msg);
 
 /* Callback for each streamed message (already unpacked; the callee owns
  * it). Return non-zero to stop the stream. */

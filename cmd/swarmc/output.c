@@ -70,24 +70,13 @@ static char *sb_take(struct sbuf *b)
 
 void swc_table_init(struct swc_table *t, size_t ncols, const char *const *header)
 {
+    memset(t, 0, sizeof *t);
     t->ncols = ncols;
-    t->nrows = 0;
-    t->cap_rows = 0;
-    t->cells = NULL;
+    t->width = swc_calloc(ncols ? ncols : 1, sizeof *t->width);
+    if (t->width == NULL) {
+        abort();
+    }
     swc_table_add(t, header);
-}
-
-void swc_table_add(struct swc_table *t, const char *const *cells)
-{
-    if (t->nrows == t->cap_rows) {
-        /* doubling: a realloc per row copies O(rows^2) bytes on long lists */
-        t->cap_rows = t->cap_rows ? t->cap_rows * 2 : 16;
-        t->cells = xrealloc(t->cells, t->cap_rows * t->ncols * sizeof *t->cells);
-    }
-    for (size_t c = 0; c < t->ncols; c++) {
-        t->cells[t->nrows * t->ncols + c] = xstrdup(cells[c]);
-    }
-    t->nrows++;
 }
 
 /* Display width: count UTF-8 code points, not bytes ("\_" is ASCII). */
@@ -102,30 +91,55 @@ static size_t text_width(const char *s)
     return w;
 }
 
+void swc_table_add(struct swc_table *t, const char *const *cells)
+{
+    if (t->nrows == t->cap_rows) {
+        /* doubling: a realloc per row copies O(rows^2) bytes on long lists */
+        t->cap_rows = t->cap_rows ? t->cap_rows * 2 : 16;
+        t->cells = xrealloc(t->cells, t->cap_rows * t->ncols * sizeof *t->cells);
+    }
+    for (size_t c = 0; c < t->ncols; c++) {
+        const char *cell = cells[c] != NULL ? cells[c] : "";
+        size_t n = strlen(cell) + 1, w = text_width(cell);
+        if (t->text_len + n > t->text_cap) {
+            t->text_cap = (t->text_len + n) * 2;
+            t->text = xrealloc(t->text, t->text_cap);
+        }
+        memcpy(t->text + t->text_len, cell, n);
+        t->cells[t->nrows * t->ncols + c] = t->text_len;
+        t->text_len += n;
+        if (w > t->width[c]) {
+            t->width[c] = w;
+        }
+    }
+    t->nrows++;
+}
+
 char *swc_table_render(const struct swc_table *t)
 {
     struct sbuf b = {0};
-    size_t *width = swc_calloc(t->ncols ? t->ncols : 1, sizeof *width);
-    if (width == NULL) {
-        abort();
+    size_t line = 0;
+    for (size_t c = 0; c < t->ncols; c++) {
+        line += t->width[c] + 3;
     }
-    for (size_t r = 0; r < t->nrows; r++) {
-        for (size_t c = 0; c < t->ncols; c++) {
-            size_t w = text_width(t->cells[r * t->ncols + c]);
-            if (w > width[c]) {
-                width[c] = w;
-            }
-        }
-    }
+    /* one allocation for the whole output in the common (ASCII) case */
+    b.cap = t->text_len + t->nrows * (line + 1) + 1;
+    b.p = xrealloc(NULL, b.cap);
+    b.p[0] = '\0';
     for (size_t r = 0; r < t->nrows; r++) {
         size_t line_start = b.len;
         for (size_t c = 0; c < t->ncols; c++) {
-            const char *cell = t->cells[r * t->ncols + c];
+            const char *cell = t->text + t->cells[r * t->ncols + c];
             sb_puts(&b, cell);
             if (c + 1 < t->ncols) {
-                for (size_t i = text_width(cell); i < width[c] + 3; i++) {
-                    sb_putn(&b, " ", 1);
+                size_t w = text_width(cell), pad = t->width[c] + 3 - w;
+                if (b.len + pad + 1 > b.cap) {
+                    b.cap = (b.len + pad + 1) * 2;
+                    b.p = xrealloc(b.p, b.cap);
                 }
+                memset(b.p + b.len, ' ', pad);
+                b.len += pad;
+                b.p[b.len] = '\0';
             }
         }
         /* no trailing spaces when the last cells are empty */
@@ -134,19 +148,15 @@ char *swc_table_render(const struct swc_table *t)
         }
         sb_putn(&b, "\n", 1);
     }
-    swc_free(width);
     return sb_take(&b);
 }
 
 void swc_table_free(struct swc_table *t)
 {
-    for (size_t i = 0; i < t->nrows * t->ncols; i++) {
-        swc_free(t->cells[i]);
-    }
     swc_free(t->cells);
-    t->cells = NULL;
-    t->nrows = 0;
-    t->cap_rows = 0;
+    swc_free(t->width);
+    swc_free(t->text);
+    memset(t, 0, sizeof *t);
 }
 
 /* ---- small formatters ------------------------------------------------------- */
@@ -411,6 +421,52 @@ static char *rfc3339(int64_t ns, char *buf, size_t len)
 }
 
 /* ---- service ls ------------------------------------------------------------------ */
+
+char *swc_out_service_states(const Swarmc__ListServicesResponse *r, const char *const *refs,
+                             size_t n_refs, const struct swc_out_opts *o)
+{
+    static const char *const hdr[] = {"ID", "NAME", "STATE", "TASKS"};
+    struct swc_table t;
+    json_t *arr = o->json ? json_array() : NULL;
+    char *out;
+    swc_table_init(&t, 4, hdr);
+    for (size_t i = 0; i < r->n_services && i < r->n_counts; i++) {
+        const Swarmc__Service *s = r->services[i];
+        const Swarmc__ServiceCounts *c = r->counts[i];
+        const char *name = s->spec && s->spec->annotations ? s->spec->annotations->name : "";
+        bool want = n_refs == 0;
+        for (size_t k = 0; k < n_refs && !want; k++) {
+            want = strcmp(refs[k], name) == 0 ||
+                   (refs[k][0] != '\0' && strncmp(s->id, refs[k], strlen(refs[k])) == 0);
+        }
+        if (!want) {
+            continue;
+        }
+        char id[128], num[32];
+        trunc_id(s->id, o->no_trunc, id, sizeof id);
+        json_t *states = arr != NULL ? json_object() : NULL;
+        for (size_t k = 0; k < c->n_states; k++) {
+            const char *st = swc_out_task_state_lc(c->states[k]->state);
+            if (states != NULL) {
+                json_object_set_new(states, st, json_integer((json_int_t)c->states[k]->count));
+            } else {
+                snprintf(num, sizeof num, "%llu", (unsigned long long)c->states[k]->count);
+                const char *row[] = {id, name, st, num};
+                swc_table_add(&t, row);
+            }
+        }
+        if (arr != NULL) {
+            json_t *obj = json_object();
+            json_object_set_new(obj, "ID", json_string(s->id));
+            json_object_set_new(obj, "Name", json_string(name));
+            json_object_set_new(obj, "States", states);
+            json_array_append_new(arr, obj);
+        }
+    }
+    out = arr != NULL ? json_lines(arr) : swc_table_render(&t);
+    swc_table_free(&t);
+    return out;
+}
 
 char *swc_out_service_ls(const Swarmc__ListServicesResponse *r, const struct swc_out_opts *o)
 {

@@ -26,7 +26,10 @@ struct swc_table {
     size_t ncols;
     size_t nrows;
     size_t cap_rows; /* rows allocated in cells (grows by doubling) */
-    char **cells;    /* nrows * ncols, row-major, owned */
+    size_t *cells;   /* nrows * ncols offsets into text, row-major */
+    size_t *width;   /* ncols: the widest cell of each column so far */
+    char *text;      /* every cell, NUL-terminated, back to back */
+    size_t text_len, text_cap;
 };
 
 /* Start a table with a header row of ncols cells (copied). */
@@ -78,6 +81,14 @@ void swc_out_ports(const Swarmc__EndpointSpec *ep, char *buf, size_t len);
 
 /* `service ls` (table, -q ids or JSON array). Caller frees. */
 char *swc_out_service_ls(const Swarmc__ListServicesResponse *r, const struct swc_out_opts *o);
+
+/* `service ps --states`: the services of r whose name, id or id prefix is
+ * in refs (all when n_refs is 0), one row per task state that occurs
+ * (ID NAME STATE TASKS); JSON: an array of {"ID","Name","States":{state:
+ * n}}, one per service. Needs r->counts[i]->states (ListServicesRequest.state_counts).
+ * Caller frees. */
+char *swc_out_service_states(const Swarmc__ListServicesResponse *r, const char *const *refs,
+                             size_t n_refs, const struct swc_out_opts *o);
 
 /* `service ps`: tasks grouped by slot, newest first, older ones as
  * " \_ " history lines. Caller frees. */

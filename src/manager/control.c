@@ -577,6 +577,53 @@ static void h_remove_service(struct swc_rpc_req *req, const uint8_t *p, size_t l
     swarmc__remove_service_request__free_unpacked(r, &swc_pb_allocator);
 }
 
+/* Count the tasks of service_id per status.state into c->states (only the
+ * states that occur, in enum order; one allocation for the entries and one
+ * for the pointers, states[0] heads the entries). 0 or SWC_ENOMEM. */
+static int fill_state_counts(struct swc_manager *m, const char *service_id,
+                             Swarmc__ServiceCounts *c)
+{
+    const ProtobufCEnumDescriptor *d = &swarmc__task_state__descriptor;
+    uint64_t n[64] = {0};
+    size_t nv = d->n_values < 64 ? d->n_values : 64, used = 0;
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    swc_store_iter_service_tasks(m->store, service_id, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        for (size_t i = 0; i < nv; i++) {
+            if (d->values[i].value == o.state) {
+                used += n[i]++ == 0;
+                break;
+            }
+        }
+    }
+    c->n_states = 0;
+    c->states = NULL;
+    if (used == 0) {
+        return 0;
+    }
+    Swarmc__TaskStateCount *e = swc_calloc(used, sizeof *e);
+    c->states = swc_calloc(used, sizeof *c->states);
+    if (e == NULL || c->states == NULL) {
+        swc_free(e);
+        swc_free(c->states);
+        c->states = NULL;
+        return SWC_ENOMEM;
+    }
+    /* the descriptor lists values in declaration order: NEW, PENDING, ... */
+    for (size_t i = 0; i < nv; i++) {
+        if (n[i] == 0) {
+            continue;
+        }
+        swarmc__task_state_count__init(&e[c->n_states]);
+        e[c->n_states].state = (Swarmc__TaskState)d->values[i].value;
+        e[c->n_states].count = n[i];
+        c->states[c->n_states] = &e[c->n_states];
+        c->n_states++;
+    }
+    return 0;
+}
+
 static void h_list_services(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
 {
     struct swc_manager *m = data;
@@ -618,6 +665,11 @@ static void h_list_services(struct swc_rpc_req *req, const uint8_t *p, size_t le
             svcs[k]->spec->replicated != NULL) {
             counts[k].desired = svcs[k]->spec->replicated->replicas;
         }
+        if (r->state_counts && fill_state_counts(m, o.id, &counts[k]) != 0) {
+            k++; /* freed below with the others */
+            reply_error(req, SWC_ENOMEM, "out of memory");
+            goto out;
+        }
         cptr[k] = &counts[k];
         k++;
     }
@@ -632,6 +684,10 @@ static void h_list_services(struct swc_rpc_req *req, const uint8_t *p, size_t le
 out:
     for (size_t i = 0; svcs != NULL && i < k; i++) {
         swc_store_free_decoded(&svcs[i]->base);
+        if (counts[i].n_states > 0) {
+            swc_free(counts[i].states[0]);
+        }
+        swc_free(counts[i].states);
     }
     swc_free(svcs);
     swc_free(counts);
@@ -755,6 +811,139 @@ static int append_versioned(struct swc_buf *b, unsigned field, const uint8_t *ob
     return rc;
 }
 
+/* The last length-delimited field num of the message in p[0..len); false
+ * when absent or malformed. */
+static bool find_bytes_field(const uint8_t *p, size_t len, unsigned num, const uint8_t **val,
+                             size_t *vlen)
+{
+    const uint8_t *end = p + len;
+    bool found = false;
+    while (p < end) {
+        uint64_t key, l;
+        if (!read_varint(&p, end, &key)) {
+            return false;
+        }
+        if ((key & 7) == 2 && (key >> 3) == num) {
+            if (!read_varint(&p, end, &l) || l > (uint64_t)(end - p)) {
+                return false;
+            }
+            *val = p;
+            *vlen = (size_t)l;
+            found = true;
+            p += l;
+        } else if (!skip_value(&p, end, (unsigned)(key & 7))) {
+            return false;
+        }
+    }
+    return found;
+}
+
+/* Copy into out (emptied first) the fields of a stored task that a task
+ * table shows (ListTasksRequest.table_fields): every top-level field but
+ * spec, annotations, endpoint and the like, and of the spec only
+ * container.image (Task.spec = 3, TaskSpec.container = 1, image = 1).
+ * SWC_EPROTO on bytes that do not parse, SWC_ENOMEM. */
+static int table_fields(struct swc_buf *out, const uint8_t *obj, size_t len)
+{
+    const uint8_t *p = obj, *end = obj + len;
+    out->len = 0;
+    while (p < end) {
+        const uint8_t *fstart = p;
+        uint64_t key;
+        if (!read_varint(&p, end, &key) || !skip_value(&p, end, (unsigned)(key & 7))) {
+            return SWC_EPROTO;
+        }
+        switch (key >> 3) {
+        case 1:  /* id */
+        case 2:  /* meta */
+        case 5:  /* service_id */
+        case 6:  /* slot */
+        case 7:  /* node_id */
+        case 9:  /* service_name */
+        case 10: /* desired_state */
+        case 11: /* status */
+            if (swc_buf_append(out, fstart, (size_t)(p - fstart)) != 0) {
+                return SWC_ENOMEM;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    const uint8_t *spec, *ctr, *image;
+    size_t spec_len, ctr_len, image_len;
+    if (find_bytes_field(obj, len, 3, &spec, &spec_len) &&
+        find_bytes_field(spec, spec_len, 1, &ctr, &ctr_len) &&
+        find_bytes_field(ctr, ctr_len, 1, &image, &image_len)) {
+        uint8_t scratch[10];
+        /* spec { container { image } } */
+        size_t il = 1 + varint(scratch, image_len) + image_len; /* image field */
+        size_t cl = 1 + varint(scratch, il) + il;               /* container field */
+        uint8_t h[36];
+        size_t hl = 0;
+        h[hl++] = 3 << 3 | 2;
+        hl += varint(h + hl, cl);
+        h[hl++] = 1 << 3 | 2;
+        hl += varint(h + hl, il);
+        h[hl++] = 1 << 3 | 2;
+        hl += varint(h + hl, image_len);
+        if (swc_buf_append(out, h, hl) != 0 || swc_buf_append(out, image, image_len) != 0) {
+            return SWC_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* A set of borrowed id strings (open addressing, FNV-1a); the store's
+ * strings stay valid for the loop turn that builds a reply. */
+struct id_set {
+    const char **slots;
+    size_t n, cap;
+};
+
+static uint64_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s != '\0'; s++) {
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* Add id (borrowed) unless present; 0 or SWC_ENOMEM. */
+static int id_set_add(struct id_set *set, const char *id)
+{
+    if ((set->n + 1) * 2 > set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 64;
+        const char **slots = swc_calloc(cap, sizeof *slots);
+        if (slots == NULL) {
+            return SWC_ENOMEM;
+        }
+        for (size_t i = 0; i < set->cap; i++) {
+            if (set->slots[i] != NULL) {
+                size_t k = id_hash(set->slots[i]) & (cap - 1);
+                while (slots[k] != NULL) {
+                    k = (k + 1) & (cap - 1);
+                }
+                slots[k] = set->slots[i];
+            }
+        }
+        swc_free(set->slots);
+        set->slots = slots;
+        set->cap = cap;
+    }
+    size_t k = id_hash(id) & (set->cap - 1);
+    while (set->slots[k] != NULL) {
+        if (strcmp(set->slots[k], id) == 0) {
+            return 0;
+        }
+        k = (k + 1) & (set->cap - 1);
+    }
+    set->slots[k] = id;
+    set->n++;
+    return 0;
+}
+
 static void h_list_tasks(struct swc_rpc_req *req, const uint8_t *p, size_t len, void *data)
 {
     struct swc_manager *m = data;
@@ -783,20 +972,35 @@ static void h_list_tasks(struct swc_rpc_req *req, const uint8_t *p, size_t len, 
     if (by_node) {
         snprintf(node_id, sizeof node_id, "%s", no.id);
     }
-    if (by_service) {
-        swc_store_iter_service_tasks(m->store, svc_id, &it);
-    } else if (by_node) {
-        swc_store_iter_node_tasks(m->store, node_id, &it);
-    } else {
-        swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, &it);
+    /* Size the reply first (an upper bound: stored bytes plus the Meta
+     * and headers each record gets), so it is built without regrowing a
+     * multi-megabyte buffer (each regrow copies what is there). */
+    size_t need = 64;
+    for (int pass = 0; pass < 2; pass++) {
+        if (by_service) {
+            swc_store_iter_service_tasks(m->store, svc_id, &it);
+        } else if (by_node) {
+            swc_store_iter_node_tasks(m->store, node_id, &it);
+        } else {
+            swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, &it);
+        }
+        while (pass == 0 && swc_store_iter_next(&it, &o)) {
+            need += o.blob->len + 96;
+        }
     }
     /* Tasks go out as their stored bytes (field 2 of the reply, one
      * length-delimited record each) followed by a Meta holding only the
      * version: a parser merges the two Meta fields, so the reply decodes as
      * if each task had been decoded, versioned and packed again, without
      * doing it (10k tasks: most of the reply's cost). */
-    struct swc_buf raw;
+    struct swc_buf raw, slim;
+    struct id_set ids = {0};
     swc_buf_init(&raw);
+    swc_buf_init(&slim);
+    if (swc_buf_reserve(&raw, need) != 0) {
+        reply_error(req, SWC_ENOMEM, "out of memory");
+        goto done;
+    }
     size_t prefix = r->name_prefix != NULL ? strlen(r->name_prefix) : 0;
     while (swc_store_iter_next(&it, &o)) {
         if (by_node && strcmp(o.node_id, node_id) != 0) {
@@ -820,34 +1024,69 @@ static void h_list_tasks(struct swc_rpc_req *req, const uint8_t *p, size_t len, 
                 continue;
             }
         }
-        int rc = append_versioned(&raw, 2, o.blob->data, o.blob->len, o.version);
+        int rc;
+        if (r->table_fields) {
+            rc = table_fields(&slim, o.blob->data, o.blob->len);
+            if (rc == 0) {
+                rc = append_versioned(&raw, 2, slim.data, slim.len, o.version);
+            }
+        } else {
+            rc = append_versioned(&raw, 2, o.blob->data, o.blob->len, o.version);
+        }
+        if (rc == 0 && o.node_id != NULL && o.node_id[0] != '\0') {
+            rc = id_set_add(&ids, o.node_id);
+        }
         if (rc != 0) {
             swc_buf_free(&raw);
+            swc_buf_free(&slim);
+            swc_free(ids.slots);
             reply_error(req, rc, "%s",
                         rc == SWC_ENOMEM ? "out of memory" : "a stored task does not parse");
             goto done;
         }
     }
-    /* node id -> hostname for display */
-    size_t nn = swc_store_count(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE), j = 0;
+    /* node id -> hostname for display: only the nodes the listed tasks are
+     * on (a fleet keeps thousands of nodes, most of them in no listing) */
+    size_t nn = ids.n, j = 0;
     Swarmc__ListTasksResponse__NodeNamesEntry *ents = swc_calloc(nn + 1, sizeof *ents);
     Swarmc__ListTasksResponse__NodeNamesEntry **eptr = swc_calloc(nn + 1, sizeof *eptr);
-    Swarmc__Node **nodes = swc_calloc(nn + 1, sizeof *nodes);
-    if (ents != NULL && eptr != NULL && nodes != NULL) {
-        swc_store_iter_kind(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
-        while (swc_store_iter_next(&it, &o) && j < nn) {
-            nodes[j] = (Swarmc__Node *)swc_store_decode(&o, NULL);
-            if (nodes[j] == NULL) {
-                continue;
+    struct swc_buf hosts; /* the hostnames, NUL-terminated, back to back */
+    swc_buf_init(&hosts);
+    if (ents != NULL && eptr != NULL) {
+        /* hostname = Node.description (4) .hostname (1), read from the
+         * stored bytes: decoding whole nodes was most of a 10k-task reply
+         * when the tasks had been on thousands of nodes */
+        size_t *off = swc_calloc(nn + 1, sizeof *off);
+        for (size_t i = 0; off != NULL && i < ids.cap && j < nn; i++) {
+            struct swc_store_obj no2;
+            const uint8_t *desc, *host;
+            size_t desc_len, host_len;
+            if (ids.slots[i] == NULL ||
+                swc_store_get(m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, ids.slots[i],
+                              &no2) != 0) {
+                continue; /* a removed node: the CLI shows its id */
+            }
+            if (!find_bytes_field(no2.blob->data, no2.blob->len, 4, &desc, &desc_len) ||
+                !find_bytes_field(desc, desc_len, 1, &host, &host_len) || host_len == 0) {
+                host = (const uint8_t *)no2.id;
+                host_len = strlen(no2.id);
+            }
+            off[j] = hosts.len;
+            if (swc_buf_append(&hosts, host, host_len) != 0 || swc_buf_append(&hosts, "", 1) != 0) {
+                break;
             }
             swarmc__list_tasks_response__node_names_entry__init(&ents[j]);
-            ents[j].key = nodes[j]->id;
-            ents[j].value = nodes[j]->description != NULL && nodes[j]->description->hostname != NULL
-                                ? nodes[j]->description->hostname
-                                : nodes[j]->id;
+            ents[j].key = (char *)ids.slots[i];
             eptr[j] = &ents[j];
             j++;
         }
+        for (size_t i = 0; off != NULL && i < j; i++) {
+            ents[i].value = (char *)hosts.data + off[i]; /* hosts no longer moves */
+        }
+        if (off == NULL) {
+            j = 0;
+        }
+        swc_free(off);
     }
     Swarmc__ListTasksResponse resp = SWARMC__LIST_TASKS_RESPONSE__INIT;
     Swarmc__Error e = SWARMC__ERROR__INIT;
@@ -863,12 +1102,11 @@ static void h_list_tasks(struct swc_rpc_req *req, const uint8_t *p, size_t len, 
     }
     swc_free(head);
     swc_buf_free(&raw);
-    for (size_t i = 0; nodes != NULL && i < j; i++) {
-        swc_store_free_decoded(&nodes[i]->base);
-    }
     swc_free(ents);
     swc_free(eptr);
-    swc_free(nodes);
+    swc_buf_free(&hosts);
+    swc_free(ids.slots);
+    swc_buf_free(&slim);
 done:
     swarmc__list_tasks_request__free_unpacked(r, &swc_pb_allocator);
 }
