@@ -2,13 +2,16 @@
 # Fleet figures: 3 swarmc managers (sim executor, drained so tasks land only
 # on fleet nodes) and `swarmc fleet` processes hosting simulated worker nodes.
 #   - FLEET_NODES (1,000) nodes join; FLEET_TASKS (100,000) replicas from
-#     `service create` to all RUNNING (service ls polled every 0.5 s, timeline
-#     kept for the plot); leader RSS per task; scale to 0 and back;
+#     `service create` to all RUNNING (service ls polled every 0.5 s, and
+#     `service ps --states` for the plot's tasks per state); how many nodes
+#     the store holds as DOWN meanwhile (the heartbeat step's, by design);
+#     leader RSS per task; scale to 0 and back;
 #   - `service ls` with 1,000 services (999 empty ones added) and the tasks;
 #   - a FLEET_UPD (10,000)-task service: `service ps` of it, and a rolling
 #     update with parallelism 100 (update_status started_at → completed_at);
 #   - FLEET_HB_NODES (10,000) nodes heartbeating every 5 s, no task changes:
-#     leader CPU % of a core over 30 s (/proc/PID/stat) and raft entries
+#     leader and follower CPU % of a core, median of 3 windows of FLEET_IDLE
+#     (15) s each (/proc/PID/stat), and raft entries
 #     committed (raft index = meta.version of a probe service written right
 #     before and after the window, minus the probe's own entries);
 #   - failover, with those nodes connected: FLEET_KILLS (20) times kill -9
@@ -31,7 +34,7 @@ UPD=${FLEET_UPD:-10000}
 HB_NODES=${FLEET_HB_NODES:-10000}
 KILLS=${FLEET_KILLS:-20}
 NSVC=${FLEET_SERVICES:-1000}
-IDLE=${FLEET_IDLE:-30}
+IDLE=${FLEET_IDLE:-15}
 TMO=${FLEET_TIMEOUT:-300}
 FTL=${FLEET_TIMELINE:-/tmp/swc-bench-fleet-timeline.dat}
 G="fleet: 3 managers + simulated nodes"
@@ -75,15 +78,36 @@ for s in json.load(sys.stdin):
         print(s["Replicas"].replace("/", " "))' "$2"
 }
 
+# states_of I NAME: "New=n Pending=n ... Running=n" (the states that occur),
+# from `service ps --states` (the manager counts; nothing else crosses).
+states_of() {
+  m "$1" service ps --states --format json "$2" 2>/dev/null | python3 -c '
+import json, sys
+for s in json.load(sys.stdin):
+    if s["Name"] == sys.argv[1]:
+        print(" ".join("%s=%d" % (k.capitalize(), v) for k, v in s["States"].items()))' "$2"
+}
+
 # wait_running I NAME N: poll service ls until N running; prints seconds or "".
 wait_running() {
   local i=$1 name=$2 n=$3 t0 r d last=-1 since
   t0=$(now); since=$t0
+  local e st
   while :; do
-    read -r r d < <(replicas "$i" "$name")
+    # with the timeline, one call gives both the states and the running
+    # count (a new service: its running tasks are its running replicas)
+    st=
+    if [ -n "${FTL_ON:-}" ]; then
+      e=$(elapsed "$t0"); st=$(states_of "$i" "$name")
+    fi
+    if [ -n "$st" ]; then
+      r=$(echo "$st" | sed -n 's/.*Running=\([0-9]*\).*/\1/p'); r=${r:-0}
+    else
+      read -r r d < <(replicas "$i" "$name")
+    fi
     if [ "${r:-0}" != "$last" ]; then last=${r:-0}; since=$(now)
     elif over "$since" 60; then blog "fleet: $name stuck at $last/$n running for 60 s"; return; fi
-    [ -n "${FTL_ON:-}" ] && echo "$(elapsed "$t0") Running=${r:-0}" >>"$FTL"
+    [ -n "${FTL_ON:-}" ] && echo "$e ${st:-Running=${r:-0}}" >>"$FTL"
     [ "${r:-0}" -ge "$n" ] && { elapsed "$t0"; return; }
     over "$t0" "$TMO" && return
     [ "$(left)" -lt 30 ] && return
@@ -161,6 +185,7 @@ max_turn_ms() {
     sed -n 's/.*a turn of \([0-9]*\) ms.*/\1/p' | sort -n | tail -n1
 }
 # --- heartbeats of HB_NODES nodes ---------------------------------------------------------------
+T_STEP=$(now)
 if [ "$HB_NODES" = 0 ]; then :
 elif ! budget_ok $((IDLE + 90)) "$G" "$HB_NODES nodes heartbeating"; then :
 elif start_fleet "$HB_NODES"; then
@@ -170,22 +195,33 @@ elif start_fleet "$HB_NODES"; then
     "$(echo "$FLEET_LINE" | sed -n 's/.* in \([0-9.]*\) s.*/\1/p')"
   sleep 5
   L=$(leader_idx); L=${L:-1}
+  F=$(for i in 1 2 3; do [ "$i" != "$L" ] && kill -0 "${MPID[$i]}" 2>/dev/null && { echo "$i"; break; }; done)
   a=$(raft_index "$L"); b=$(raft_index "$L")
-  c0=$(cpu_ticks "${MPID[$L]}"); t0=$(now)
-  sleep "$IDLE"
-  c1=$(cpu_ticks "${MPID[$L]}"); el=$(elapsed "$t0")
+  lv=() fv=() t00=$(now)
+  for w in 1 2 3; do
+    c0=$(cpu_ticks "${MPID[$L]}"); f0=$(cpu_ticks "${MPID[${F:-$L}]}"); t0=$(now)
+    sleep "$IDLE"
+    c1=$(cpu_ticks "${MPID[$L]}"); f1=$(cpu_ticks "${MPID[${F:-$L}]}"); el=$(elapsed "$t0")
+    lv+=("$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v e="$el" 'BEGIN { printf "%.2f", 100 * d / hz / e }')")
+    fv+=("$(awk -v d=$((f1 - f0)) -v hz="$HZ" -v e="$el" 'BEGIN { printf "%.2f", 100 * d / hz / e }')")
+  done
+  el=$(elapsed "$t00")
   c=$(raft_index "$L")
-  rec "$G" "$HB_NODES nodes heartbeating (5 s): leader CPU" "% of a core" "over ${IDLE}s, /proc/PID/stat" \
-    "$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v e="$el" 'BEGIN { printf "%.2f", 100 * d / hz / e }')"
+  rec "$G" "$HB_NODES nodes heartbeating (5 s): leader CPU" "% of a core" \
+    "3 windows of ${IDLE}s, /proc/PID/stat" "${lv[@]}"
+  [ -n "$F" ] && rec "$G" "$HB_NODES nodes heartbeating (5 s): follower CPU" "% of a core" \
+    "3 windows of ${IDLE}s (same windows as the leader's), /proc/PID/stat" "${fv[@]}"
   rec "$G" "$HB_NODES nodes heartbeating: raft entries per second" "entries/s" \
     "raft index (probe meta.version) $b → $c over ${el}s minus the probe's $((b - a))" \
     "$(awk -v n=$((c - b - (b - a))) -v e="$el" 'BEGIN { printf "%.2f", n / e }')"
 else
   rec "$G" "$HB_NODES nodes heartbeating" - "fleet of $HB_NODES did not come up" -
 fi
+[ "$HB_NODES" = 0 ] || step_rec "fleet: $HB_NODES nodes join and heartbeat" "$T_STEP"
 
 # --- failover -------------------------------------------------------------------------------------
 if [ "$KILLS" -gt 0 ] && budget_ok 60 "$G" "failover kills"; then
+T_STEP=$(now)
 blog "fleet: $KILLS leader kills (with $HB_UP simulated nodes connected)"
 v=()
 for k in $(seq "$KILLS"); do
@@ -207,19 +243,21 @@ for k in $(seq "$KILLS"); do
   [ -n "$ok" ] && v+=("$(elapsed "$t0")")
   start_mgr "$L" keep
   wait_for 30 sh -c "'$SWARMC' -H '${MSOCK[$L]}' node ls >/dev/null"
-  sleep 2
+  sleep 1
 done
 if [ ${#v[@]} -gt 0 ]; then
   p99=$(printf '%s\n' "${v[@]}" | sort -g | awk '{ a[NR] = $1 } END { i = int(NR * 0.99 + 0.999); if (i > NR) i = NR; print a[i] }')
   rec "$G" "failover with $HB_UP simulated nodes: leader kill -9 → a surviving manager accepts a write (${#v[@]} kills)" s \
     "p99 $p99 s; retried every 50 ms on both survivors" "${v[@]}"
 fi
+step_rec "fleet: $KILLS failovers" "$T_STEP"
 fi
 stop_fleet
 
 # --- N nodes, TASKS replicas (what is left of the budget) ------------------------------------
 budget_ok 90 "$G" "$TASKS replicas on $NODES nodes (and ls, scale, rolling update)" || exit 0
 blog "fleet: $NODES nodes"
+T_STEP=$(now)
 start_fleet "$NODES" || { rec "$G" "$NODES nodes join" s "fleet did not come up" -; exit 0; }
 rec "$G" "$NODES simulated nodes: join → all sessions up" s "$FLEET_LINE" \
   "$(echo "$FLEET_LINE" | sed -n 's/.* in \([0-9.]*\) s.*/\1/p')"
@@ -227,12 +265,20 @@ L=$(leader_idx); L=${L:-1}
 rss0=$(rss_kib "${MPID[$L]}")
 blog "fleet: $TASKS replicas"
 : >"$FTL"
-echo "swarmc fleet: $TASKS replicas on $NODES simulated nodes, 3 managers (service ls running count)" >"$FTL.title"
+# down_nodes: "DOWN TOTAL" nodes in the store (the heartbeat step's fleet
+# stays there as DOWN nodes: realistic, and the scheduler must cope).
+down_nodes() { m "$L" node ls 2>/dev/null | awk 'NR > 1 { n++; if ($3 == "Down") d++ } END { print d + 0, n + 0 }'; }
+read -r DOWN NALL < <(down_nodes)
+echo "swarmc fleet: $TASKS replicas on $NODES nodes ($DOWN down nodes in the store), 3 managers: tasks per state" >"$FTL.title"
 terms0=$(leader_terms)
 m "$L" service create --detach --name big --replicas "$TASKS" "$IMAGE" sleep 3600 >/dev/null
 t=$(FTL_ON=1 wait_running "$L" big "$TASKS")
 rec "$G" "$TASKS replicas on $NODES nodes: create → all RUNNING" s \
   "$([ -n "$t" ] || echo "NOT converged in ${TMO}s: $(tail -n1 "$FTL")")" "${t:--}"
+read -r DOWN1 NALL1 < <(down_nodes)
+rec "$G" "nodes in the store as DOWN during the $TASKS-replica run (at the end)" count \
+  "at create $DOWN of $NALL nodes, at the end $DOWN1 of $NALL1: left by the heartbeat step, kept on purpose" \
+  "$DOWN1"
 rec "$G" "$TASKS replicas on $NODES nodes: leader changes during create → all RUNNING" count "" \
   "$(($(leader_terms) - terms0))"
 rec "$G" "max loop turn of any manager so far (loop-lag probe; only turns over 100 ms are logged)" ms \
@@ -244,16 +290,20 @@ sleep 2
 rss1=$(rss_kib "${MPID[$L]}")
 rec "$G" "leader RSS with $TASKS tasks" MiB "" "$((rss1 / 1024))"
 rec "$G" "leader RSS growth per task" bytes "(RSS at $TASKS tasks - before) / $TASKS" "$(((rss1 - rss0) * 1024 / TASKS))"
+step_rec "fleet: $NODES nodes join, $TASKS replicas" "$T_STEP"
 [ "${FLEET_ONLY_BIG:-0}" = 1 ] && { stop_fleet; exit 0; }
 
 if budget_ok 60 "$G" "service ls with $NSVC services"; then
+T_STEP=$(now)
 seq $((NSVC - 2)) | xargs -P 4 -I{} "$SWARMC" -H "${MSOCK[$L]}" service create --detach --name "e{}" \
   --replicas 0 "$IMAGE" true >/dev/null 2>&1
 v=(); for i in 1 2 3 4 5; do t0=$(now); m "$L" service ls >/dev/null; v+=("$(elapsed "$t0")"); done
 rec "$G" "service ls ($NSVC services, $TASKS tasks)" s "" "${v[@]}"
+step_rec "fleet: $NSVC services, service ls" "$T_STEP"
 fi
 
 if budget_ok 90 "$G" "scale to 0 and back"; then
+T_STEP=$(now)
 blog "fleet: scale 0 and back"
 t0=$(now); m "$L" service update --detach --replicas 0 big >/dev/null 2>&1
 ok=; while :; do read -r r d < <(replicas "$L" big); [ "${r:-1}" = 0 ] && { ok=1; break; }; over "$t0" "$TMO" && break; sleep 0.5; done
@@ -261,10 +311,12 @@ rec "$G" "scale $TASKS → 0: until 0 running" s "" "$([ -n "$ok" ] && elapsed "
 m "$L" service update --detach --replicas "$TASKS" big >/dev/null 2>&1
 t=$(wait_running "$L" big "$TASKS")
 rec "$G" "scale 0 → $TASKS: until all running" s "" "${t:--}"
+step_rec "fleet: scale to 0 and back" "$T_STEP"
 fi
 m "$L" service rm big >/dev/null
 
 if budget_ok 90 "$G" "$UPD-task service ps and rolling update"; then
+T_STEP=$(now)
 blog "fleet: $UPD-task service"
 m "$L" service create --detach --name upd --replicas "$UPD" "$IMAGE" sleep 3600 >/dev/null
 t=$(wait_running "$L" upd "$UPD")
@@ -291,6 +343,7 @@ case $st in
   *) rec "$G" "rolling update of $UPD tasks, parallelism 100" s "update_status completed_at - started_at" "$st" ;;
 esac
 m "$L" service rm upd >/dev/null
+step_rec "fleet: $UPD-task service, ps, rolling update" "$T_STEP"
 fi
 stop_fleet
 

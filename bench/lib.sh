@@ -43,6 +43,12 @@ rec_side() {
     "$group" "$name" "$unit" "$side" "$note" "${vals[*]}" >>"$REC"
 }
 
+# step_rec NAME T0: record how long a step of the suite took (since the
+# `now` value T0), so a results file shows where bench/run's time goes.
+step_rec() {
+  rec "bench/run steps (wall time)" "$1" s "" "$(elapsed "$2")"
+}
+
 # rss_kib PID: resident set size of PID in KiB (0 if gone).
 rss_kib() { awk '/^VmRSS:/ { print $2; f = 1 } END { if (!f) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
