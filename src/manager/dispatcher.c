@@ -35,6 +35,8 @@
 #define MOD             "dispatcher"
 #define STATUS_FLUSH_MS 100
 #define CHECK_MS        500
+#define DOWN_BATCH      64                   /* nodes marked down per check at least ... */
+#define DOWN_NS         (10 * SWC_NS_PER_MS) /* ... and more while this lasts */
 #define REG_WINDOW_NS   (8 * SWC_NS_PER_SEC)
 #define REG_MAX         3
 #define STATUS_BATCH    4000                 /* statuses per write: keeps one flush ~10-20 ms */
@@ -161,6 +163,7 @@ struct swc_dispatcher {
     int64_t admit_spent;
     uv_timer_t admit_timer;
     uint64_t admitted_late; /* registrations that waited for a later turn */
+    uint64_t marked_down;   /* nodes found past their grace and marked down */
     size_t ncomplete;       /* sessions with want_complete */
     uint64_t complete_turn; /* uv_now() of the turn complete_spent counts */
     int64_t complete_spent;
@@ -958,6 +961,11 @@ static void admit_drain(struct swc_dispatcher *d)
     }
 }
 
+uint64_t swc_dispatcher_marked_down(const struct swc_dispatcher *d)
+{
+    return d->marked_down;
+}
+
 uint64_t swc_dispatcher_admitted_late(const struct swc_dispatcher *d)
 {
     return d->admitted_late;
@@ -1306,6 +1314,27 @@ static void h_update_status(struct swc_rpc_req *req, const uint8_t *payload, siz
 /* ---- liveness ------------------------------------------------------------------ */
 
 /* True when the store has node id as READY. */
+/* Ids of nodes to mark down, grown as they are found. */
+struct down_ids {
+    char (*id)[SWC_STORE_ID_MAX + 1];
+    size_t n, cap;
+};
+
+static bool down_ids_add(struct down_ids *a, const char *id)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap != 0 ? 2 * a->cap : DOWN_BATCH;
+        void *p = swc_realloc(a->id, cap * sizeof a->id[0]);
+        if (p == NULL) {
+            return false;
+        }
+        a->id = p;
+        a->cap = cap;
+    }
+    snprintf(a->id[a->n++], sizeof a->id[0], "%s", id);
+    return true;
+}
+
 static bool node_ready(struct swc_dispatcher *d, const char *id)
 {
     Swarmc__Node *node = (Swarmc__Node *)swc_store_get_decoded(
@@ -1343,17 +1372,25 @@ static void check_nodes(uv_timer_t *timer)
      * walking and hashing them all twice a second was most of the leader's
      * idle CPU. A missed node is still marked down within a period of its
      * grace. */
-    char ids[64][SWC_STORE_ID_MAX + 1];
-    size_t n = 0;
     if (now < d->next_session_scan) {
         return;
     }
     int64_t every = d->m->heartbeat_period_ns / 4;
     d->next_session_scan = now + (every > CHECK_MS * SWC_NS_PER_MS ? every : 0);
+    /* Nodes found dead are collected under a time budget (at least
+     * DOWN_BATCH of them): when a whole fleet stops at once, thousands are
+     * marked down over a few checks instead of 64 per quarter period (10,000
+     * nodes took minutes to show as down), and no check holds the loop. */
+    int64_t deadline = swc_manager_turn_deadline(d->m, DOWN_NS);
+    struct down_ids ids = {0};
+    bool more = false;
     for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
         if (now - s->last_seen >= grace) {
-            if (!s->down_written && n < 64 && node_ready(d, s->node_id)) {
-                snprintf(ids[n++], sizeof ids[0], "%s", s->node_id);
+            if (!s->down_written && node_ready(d, s->node_id) && down_ids_add(&ids, s->node_id)) {
+                if (ids.n >= DOWN_BATCH && swc_now_mono() >= deadline) {
+                    more = true;
+                    break;
+                }
             }
         } else if (s->ready_pending && !s->down_written) {
             /* a live session whose READY write was lost: write it again */
@@ -1361,30 +1398,42 @@ static void check_nodes(uv_timer_t *timer)
             write_node(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "", NULL, NULL, 0);
         }
     }
-    if (now >= d->next_node_scan) {
+    if (!more && now >= d->next_node_scan) {
         d->next_node_scan = now + grace / 2;
         swc_store_iter_kind(d->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &it);
-        while (now - d->leader_since >= 2 * grace && swc_store_iter_next(&it, &o) && n < 64) {
+        while (now - d->leader_since >= 2 * grace && swc_store_iter_next(&it, &o)) {
             struct session *s = NULL;
             HASH_FIND_STR(d->sessions, o.id, s);
-            if (s == NULL && node_ready(d, o.id)) {
-                snprintf(ids[n++], sizeof ids[0], "%s", o.id);
+            if (s == NULL && node_ready(d, o.id) && down_ids_add(&ids, o.id) &&
+                ids.n >= DOWN_BATCH && swc_now_mono() >= deadline) {
+                d->next_node_scan = 0; /* the rest on the next check */
+                break;
             }
         }
     }
-    for (size_t i = 0; i < n; i++) {
+    if (more) {
+        d->next_session_scan = 0; /* the rest on the next check */
+    }
+    for (size_t i = 0; i < ids.n; i++) {
         struct session *s = NULL;
-        HASH_FIND_STR(d->sessions, ids[i], s);
+        HASH_FIND_STR(d->sessions, ids.id[i], s);
         if (s != NULL) {
             s->down_written = true;
             end_session(s, SWC_ETIMEDOUT, "heartbeat timeout");
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        swc_warnf(MOD, "node %s missed its heartbeats: marking it down", ids[i]);
-        write_node(d, ids[i], SWARMC__NODE_STATE__NODE_STATE_DOWN, "heartbeat failure", NULL, NULL,
-                   0);
+    if (ids.n > 8) {
+        swc_warnf(MOD, "%zu nodes missed their heartbeats: marking them down", ids.n);
     }
+    for (size_t i = 0; i < ids.n; i++) {
+        if (ids.n <= 8) {
+            swc_warnf(MOD, "node %s missed its heartbeats: marking it down", ids.id[i]);
+        }
+        write_node(d, ids.id[i], SWARMC__NODE_STATE__NODE_STATE_DOWN, "heartbeat failure", NULL,
+                   NULL, 0);
+    }
+    d->marked_down += ids.n;
+    swc_free(ids.id);
 }
 
 /* ---- loop-lag probe ----------------------------------------------------------- */

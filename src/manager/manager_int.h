@@ -123,6 +123,8 @@ int64_t swc_dispatcher_loop_lag_max(const struct swc_dispatcher *d);
 size_t swc_dispatcher_parked(const struct swc_dispatcher *d);
 /* Session registrations the leader left to a later loop turn (budget). */
 uint64_t swc_dispatcher_admitted_late(const struct swc_dispatcher *d);
+/* Nodes this dispatcher found past their heartbeat grace and marked down. */
+uint64_t swc_dispatcher_marked_down(const struct swc_dispatcher *d);
 /* True when node n already has this status (state, message, addr when not
  * NULL, role when >= 0, description when not NULL): writing it is a no-op. */
 bool swc_dispatcher_node_current(const Swarmc__Node *n, int state, const char *message,
