@@ -253,6 +253,24 @@ fi
 step_rec "fleet: $KILLS failovers" "$T_STEP"
 fi
 stop_fleet
+# down_nodes: "DOWN TOTAL" nodes in the store (the heartbeat step's fleet
+# stays there as DOWN nodes: realistic, and the scheduler must cope).
+down_nodes() { m "$L" node ls 2>/dev/null | awk 'NR > 1 { n++; if ($3 == "Down") d++ } END { print d + 0, n + 0 }'; }
+# The heartbeat step's nodes are gone but still READY until they miss their
+# heartbeats: wait for the managers to mark them DOWN, so the 100k step runs
+# with down nodes in the store (the case it means to measure) instead of
+# placing most of its tasks on nodes that are about to be found dead.
+if [ "$HB_UP" -gt 0 ]; then
+  T_DOWN=$(now)
+  while :; do
+    L=$(leader_idx); L=${L:-1}
+    read -r DOWN NALL < <(down_nodes)
+    [ "${DOWN:-0}" -ge "$HB_UP" ] && break
+    over "$T_DOWN" 120 && { blog "fleet: only ${DOWN:-0} of $HB_UP heartbeat-step nodes down after 120 s"; break; }
+    sleep 1
+  done
+  blog "fleet: ${DOWN:-0} of $HB_UP heartbeat-step nodes marked down after $(elapsed "$T_DOWN") s"
+fi
 
 # --- N nodes, TASKS replicas (what is left of the budget) ------------------------------------
 budget_ok 90 "$G" "$TASKS replicas on $NODES nodes (and ls, scale, rolling update)" || exit 0
@@ -265,9 +283,6 @@ L=$(leader_idx); L=${L:-1}
 rss0=$(rss_kib "${MPID[$L]}")
 blog "fleet: $TASKS replicas"
 : >"$FTL"
-# down_nodes: "DOWN TOTAL" nodes in the store (the heartbeat step's fleet
-# stays there as DOWN nodes: realistic, and the scheduler must cope).
-down_nodes() { m "$L" node ls 2>/dev/null | awk 'NR > 1 { n++; if ($3 == "Down") d++ } END { print d + 0, n + 0 }'; }
 read -r DOWN NALL < <(down_nodes)
 echo "swarmc fleet: $TASKS replicas on $NODES nodes ($DOWN down nodes in the store), 3 managers: tasks per state" >"$FTL.title"
 terms0=$(leader_terms)
