@@ -1,15 +1,16 @@
 /* RPC benchmarks over TCP loopback: unary round-trip latency (p50/p99 of
  * sequential calls) and server-stream throughput with 64 KiB messages, plain
- * and over the secure channel (with the cipher it negotiates, AES-256-GCM
- * where the CPU has it, and forced to ChaCha20-Poly1305). Run twice: client and server on one loop
+ * and over the secure channel (with the cipher it negotiates, AEGIS-128L
+ * where both ends have AES-NI, and forced to AES-256-GCM, AEGIS-128L,
+ * libsodium's AES-256-GCM and ChaCha20-Poly1305). Run twice: client and server on one loop
  * in this process, then the server in a forked child (each side on its own core, as between two
  * nodes). Each figure is the median of several runs, with min and max; plain and secure
  * runs alternate and the ratio is taken per run, with CPU time per byte beside it (per side when
  * the server is forked). `bench_net stream|all [rounds]`: "stream" skips the unary figures;
  * rounds defaults to 9.
- * The secure runs use OpenSSL's AES-256-GCM for bulk records when libcrypto loads (the
- * default); a third secure run forces libsodium on both ends (SWC_AEAD_SODIUM) for the
- * "OpenSSL / libsodium" ratio. SWC_AEAD=sodium in the environment forces libsodium for all. */
+ * AES-256-GCM runs use OpenSSL for bulk records when libcrypto loads; the libsodium run forces
+ * it on both ends (SWC_AEAD_SODIUM) for the "OpenSSL / libsodium" ratio. SWC_AEAD in the
+ * environment (sodium, aegis, noaegis) changes what the default negotiation picks. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "net/aead.h"
+#include "net/aegis.h"
 #include "net/cert.h"
 #include "net/rpc.h"
 #include "net/secchan.h"
@@ -252,19 +254,25 @@ static double stream_once(int port, const struct swc_secchan_config *sec, double
     return mib / secs;
 }
 
-/* Plain, secure (OpenSSL bulk path), secure with libsodium forced and
- * ChaCha20-forced runs alternate, so each ratio compares runs made under
- * the same load on this shared machine; the plain/secure pair swaps its
- * order every round so that a drift in load favours neither. */
+/* Plain and secure (default negotiation: AEGIS-128L where both ends run
+ * it) runs alternate with secure runs forced to AES-256-GCM (OpenSSL bulk
+ * path), AEGIS-128L, AES-256-GCM through libsodium and ChaCha20-Poly1305, so
+ * each ratio compares runs made under the same load on this shared machine;
+ * the plain/secure pair swaps its order every round so that a drift in load
+ * favours neither. */
 static void bench_stream(const int ports[3], const struct swc_secchan_config *sec,
+                         const struct swc_secchan_config *gcm,
+                         const struct swc_secchan_config *aegis,
                          const struct swc_secchan_config *sodium,
                          const struct swc_secchan_config *chacha)
 {
-    double plain[RUNS_MAX], secure[RUNS_MAX], sod[RUNS_MAX], slow[RUNS_MAX];
-    double ratio[RUNS_MAX], ratio_sod[RUNS_MAX], ratio_ossl[RUNS_MAX], ratio_slow[RUNS_MAX];
-    double cplain[RUNS_MAX], csecure[RUNS_MAX], csod[RUNS_MAX], cslow[RUNS_MAX];
-    double cratio[RUNS_MAX], splain[RUNS_MAX], ssecure[RUNS_MAX], sratio[RUNS_MAX];
-    double rplain[RUNS_MAX], rsecure[RUNS_MAX], rratio[RUNS_MAX];
+    double plain[RUNS_MAX], secure[RUNS_MAX], ogcm[RUNS_MAX], aeg[RUNS_MAX], sod[RUNS_MAX];
+    double slow[RUNS_MAX], ratio[RUNS_MAX], ratio_gcm[RUNS_MAX], ratio_aeg[RUNS_MAX];
+    double ratio_sod[RUNS_MAX], ratio_ossl[RUNS_MAX], ratio_slow[RUNS_MAX];
+    double cplain[RUNS_MAX], csecure[RUNS_MAX], cgcm[RUNS_MAX], caeg[RUNS_MAX], csod[RUNS_MAX];
+    double cslow[RUNS_MAX], cratio[RUNS_MAX], splain[RUNS_MAX], ssecure[RUNS_MAX];
+    double sgcm[RUNS_MAX], sratio[RUNS_MAX], rplain[RUNS_MAX], rsecure[RUNS_MAX];
+    double rgcm[RUNS_MAX], rratio[RUNS_MAX];
     for (int r = 0; r < runs; r++) {
         if (r % 2 == 0) {
             plain[r] = stream_once(ports[0], NULL, &cplain[r], &splain[r]);
@@ -273,28 +281,39 @@ static void bench_stream(const int ports[3], const struct swc_secchan_config *se
             secure[r] = stream_once(ports[1], sec, &csecure[r], &ssecure[r]);
             plain[r] = stream_once(ports[0], NULL, &cplain[r], &splain[r]);
         }
+        ogcm[r] = stream_once(ports[1], gcm, &cgcm[r], &sgcm[r]);
+        aeg[r] = stream_once(ports[1], aegis, &caeg[r], NULL);
         sod[r] = stream_once(ports[2], sodium, &csod[r], NULL);
         slow[r] = stream_once(ports[1], chacha, &cslow[r], NULL);
         ratio[r] = 100.0 * secure[r] / plain[r];
+        ratio_gcm[r] = 100.0 * ogcm[r] / plain[r];
+        ratio_aeg[r] = 100.0 * aeg[r] / plain[r];
         ratio_sod[r] = 100.0 * sod[r] / plain[r];
-        ratio_ossl[r] = 100.0 * secure[r] / sod[r];
+        ratio_ossl[r] = 100.0 * ogcm[r] / sod[r];
         ratio_slow[r] = 100.0 * slow[r] / plain[r];
         cratio[r] = 100.0 * cplain[r] / csecure[r];
         sratio[r] = 100.0 * splain[r] / ssecure[r];
         rplain[r] = cplain[r] - splain[r];
         rsecure[r] = csecure[r] - ssecure[r];
+        rgcm[r] = cgcm[r] - sgcm[r];
         rratio[r] = 100.0 * rplain[r] / rsecure[r];
     }
     print_stat("stream 64 KiB msgs, plain TCP", "MiB/s", plain, runs);
     print_stat("stream 64 KiB msgs, secure channel", "MiB/s", secure, runs);
+    print_stat("  same, AES-256-GCM forced", "MiB/s", ogcm, runs);
+    print_stat("  same, AEGIS-128L forced", "MiB/s", aeg, runs);
     print_stat("  same, libsodium AES-GCM forced", "MiB/s", sod, runs);
     print_stat("  same, ChaCha20-Poly1305 forced", "MiB/s", slow, runs);
     print_stat("secure / plain (same run)", "%", ratio, runs);
+    print_stat("AES-256-GCM / plain (same run)", "%", ratio_gcm, runs);
+    print_stat("AEGIS-128L / plain (same run)", "%", ratio_aeg, runs);
     print_stat("libsodium / plain (same run)", "%", ratio_sod, runs);
     print_stat("OpenSSL / libsodium (same run)", "%", ratio_ossl, runs);
     print_stat("ChaCha20 / plain (same run)", "%", ratio_slow, runs);
     print_stat("CPU per 100 MiB, plain", "ms", cplain, runs);
     print_stat("CPU per 100 MiB, secure", "ms", csecure, runs);
+    print_stat("CPU per 100 MiB, AES-256-GCM", "ms", cgcm, runs);
+    print_stat("CPU per 100 MiB, AEGIS-128L", "ms", caeg, runs);
     print_stat("CPU per 100 MiB, libsodium", "ms", csod, runs);
     print_stat("CPU per 100 MiB, ChaCha20", "ms", cslow, runs);
     /* What the secure channel would reach if CPU were the only limit:
@@ -308,8 +327,10 @@ static void bench_stream(const int ports[3], const struct swc_secchan_config *se
         /* Each side on its own core: the slower side sets the pace. */
         print_stat("  sender CPU/100 MiB, plain", "ms", splain, runs);
         print_stat("  sender CPU/100 MiB, secure", "ms", ssecure, runs);
+        print_stat("  sender CPU/100 MiB, AES-GCM", "ms", sgcm, runs);
         print_stat("  receiver CPU/100 MiB, plain", "ms", rplain, runs);
         print_stat("  receiver CPU/100 MiB, secure", "ms", rsecure, runs);
+        print_stat("  receiver CPU/100 MiB, AES-GCM", "ms", rgcm, runs);
         print_stat("  CPU-bound, sender side", "%", sratio, runs);
         print_stat("  CPU-bound, receiver side", "%", rratio, runs);
     }
@@ -355,10 +376,13 @@ int main(int argc, char **argv)
     struct swc_secchan_config ccfg = {.is_client = true, .self = &cid, .required_peer_role = -1};
     memcpy(scfg.ca_public_key, ca_pk, SWC_SIGN_PK_LEN);
     memcpy(ccfg.ca_public_key, ca_pk, SWC_SIGN_PK_LEN);
-    struct swc_secchan_config chacha = ccfg;
+    struct swc_secchan_config chacha = ccfg, gcm = ccfg, aegis = ccfg;
     chacha.ciphers = SWC_SECCHAN_CHACHA20POLY1305;
+    gcm.ciphers = SWC_SECCHAN_AES256GCM;
+    aegis.ciphers = swc_aegis128l_available() ? SWC_SECCHAN_AEGIS128L : SWC_SECCHAN_AES256GCM;
     struct swc_secchan_config sodium = ccfg, ssodium = scfg;
     sodium.aead_backend = ssodium.aead_backend = SWC_AEAD_SODIUM;
+    sodium.ciphers = SWC_SECCHAN_AES256GCM;
 
     int ports[3];
     int fds[2];
@@ -401,13 +425,14 @@ int main(int argc, char **argv)
         } else if (read(fds[0], ports, sizeof(ports)) != sizeof(ports)) {
             return 1;
         }
-        printf("== %s (bulk AEAD: %s) ==\n",
+        printf("== %s (bulk AES-GCM: %s, AEGIS-128L: %s) ==\n",
                mode == 0 ? "client and server on one loop" : "server in a forked process",
-               swc_aead_openssl_available() ? "OpenSSL" : "libsodium");
+               swc_aead_openssl_available() ? "OpenSSL" : "libsodium",
+               swc_aegis128l_available() ? "yes" : "no (AES-GCM in its place)");
         if (!stream_only) {
             bench_unary(ports[0]);
         }
-        bench_stream(ports, &ccfg, &sodium, &chacha);
+        bench_stream(ports, &ccfg, &gcm, &aegis, &sodium, &chacha);
         fflush(stdout);
         if (srv != NULL) {
             swc_rpc_server_close(srv, NULL, NULL);

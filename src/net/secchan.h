@@ -14,7 +14,8 @@
  * Both sides check the peer certificate against the pinned CA key, its
  * expiry, cluster id and role, derive two directional keys from the X25519
  * shared secret and the transcript hash, and from then on every frame is
- * sealed under a counter nonce with AES-256-GCM when both CPUs have AES
+ * sealed under a counter nonce with AEGIS-128L when both ends offer it
+ * (x86-64 with AES-NI), else AES-256-GCM when both CPUs have AES
  * instructions, else ChaCha20-Poly1305-IETF: a replayed, reordered or
  * tampered frame fails to open and the connection must be closed. The
  * cipher offer and choice are inside the signed transcript, so a man in the
@@ -35,6 +36,7 @@
 /* Frame ciphers (bits of swc_secchan_config.ciphers). */
 #define SWC_SECCHAN_CHACHA20POLY1305 0x01u
 #define SWC_SECCHAN_AES256GCM        0x02u
+#define SWC_SECCHAN_AEGIS128L        0x04u /* x86-64 with AES-NI only (net/aegis.h) */
 
 struct swc_secchan;
 
@@ -61,8 +63,11 @@ struct swc_secchan_config {
     bool pin_ca_by_digest;
     uint8_t ca_digest[32];
     /* Frame ciphers we accept, SWC_SECCHAN_* bits; 0 = every cipher this
-     * machine runs (AES-256-GCM only with CPU support). The server picks
-     * AES-256-GCM when both sides offer it, else ChaCha20-Poly1305. */
+     * machine runs (AEGIS-128L and AES-256-GCM only with CPU support; the
+     * environment SWC_AEAD=aegis offers AEGIS-128L alone, SWC_AEAD=noaegis
+     * or =sodium, or aead_backend SWC_AEAD_SODIUM, leave it out). The server
+     * picks AEGIS-128L, else AES-256-GCM, else ChaCha20-Poly1305, among the
+     * ciphers both sides offer. */
     unsigned ciphers;
     /* Who seals and opens AES-256-GCM records of SWC_AEAD_BULK_MIN bytes and
      * more (enum swc_aead_backend, net/aead.h); 0 = OpenSSL when libcrypto
@@ -125,8 +130,9 @@ int swc_secchan_open_inplace(struct swc_secchan *sc, uint8_t *buf, size_t len);
  * Between begin and end no other frame may be sealed (SWC_ESTATE). */
 
 /* Start a frame under the next counter: 0; SWC_ENOTSUP when this channel
- * cannot (cipher not AES-256-GCM, or the OpenSSL backend off or missing:
- * seal a contiguous copy instead); SWC_ENOMEM; SWC_ESTATE. */
+ * cannot (ChaCha20-Poly1305, or AES-256-GCM with the OpenSSL backend off or
+ * missing: seal a contiguous copy instead; AEGIS-128L always can);
+ * SWC_ENOMEM; SWC_ESTATE. */
 int swc_secchan_seal_begin(struct swc_secchan *sc);
 
 /* Encrypt the next piece in[0..len) to out (may equal in). 0, SWC_ESTATE
@@ -141,7 +147,8 @@ int swc_secchan_seal_end(struct swc_secchan *sc, uint8_t mac[SWC_SECCHAN_OVERHEA
 unsigned swc_secchan_cipher(const struct swc_secchan *sc);
 
 /* How many frames this channel sealed or tried to open through the OpenSSL
- * bulk backend (net/aead.h); the rest went through libsodium. */
+ * bulk backend (net/aead.h); the rest went through libsodium, or through
+ * net/aegis.c when the cipher is AEGIS-128L. */
 uint64_t swc_secchan_bulk_frames(const struct swc_secchan *sc);
 
 /* Why the last call failed, in words for the log. */

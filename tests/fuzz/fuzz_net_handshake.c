@@ -5,7 +5,8 @@
  *   - SERVER to a client that has sent HELLO,
  *   - FINISH to a server that has sent SERVER (mutual and anonymous mode),
  *   - a sealed frame to both ends of an established channel, once with
- *     each frame cipher (AES-256-GCM when the CPU has it, ChaCha20-Poly1305).
+ *     each frame cipher (AEGIS-128L and AES-256-GCM when the CPU has them,
+ *     ChaCha20-Poly1305; an AES one the CPU lacks falls back to the default).
  *
  * libsodium's random source is replaced by a seeded generator reset before
  * every run, so every handshake replays the same ephemeral keys and nonces.
@@ -62,7 +63,7 @@ static struct randombytes_implementation rng_impl = {
 
 static uint8_t ca_pk[SWC_SIGN_PK_LEN], ca_sk[SWC_SIGN_SK_LEN];
 static struct swc_identity server_id, client_id;
-static struct swc_secchan_config scfg, ccfg, acfg, anon_scfg, chacha_ccfg;
+static struct swc_secchan_config scfg, ccfg, acfg, anon_scfg, chacha_ccfg, gcm_ccfg;
 
 static void make_identity(struct swc_identity *id, uint8_t seed_byte, const char *node, int role)
 {
@@ -165,6 +166,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     anon_scfg.allow_anonymous_client = true;
     chacha_ccfg = ccfg;
     chacha_ccfg.ciphers = SWC_SECCHAN_CHACHA20POLY1305;
+    gcm_ccfg = ccfg;
+    struct swc_secchan *probe;
+    gcm_ccfg.ciphers = SWC_SECCHAN_AES256GCM;
+    if (swc_secchan_create(&gcm_ccfg, &probe) == 0) {
+        swc_secchan_destroy(probe);
+    } else {
+        gcm_ccfg.ciphers = 0;
+    }
 
     const char *dir = getenv("SWC_FUZZ_WRITE_SEEDS");
     if (dir != NULL) {
@@ -237,8 +246,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* A frame to both ends of an established channel, with each cipher. */
-    for (int chacha = 0; chacha < 2; chacha++) {
-        run_to(&r, chacha ? &chacha_ccfg : &ccfg, &scfg, 3);
+    const struct swc_secchan_config *frame_cfgs[] = {&ccfg, &gcm_ccfg, &chacha_ccfg};
+    for (int k = 0; k < 3; k++) {
+        run_to(&r, frame_cfgs[k], &scfg, 3);
         out.len = 0;
         (void)swc_secchan_open(r.s, data, size, &out);
         out.len = 0;

@@ -17,6 +17,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "net/aegis.h"
 #include "net/cert.h"
 #include "net/secchan.h"
 
@@ -302,6 +303,9 @@ static void test_cipher_negotiation(void **state)
         assert_int_equal(swc_secchan_cipher(p.c), 0);
         assert_int_equal(run(&p, &no_damage).rc, 0);
         unsigned want = aes ? cases[i].want_aes : cases[i].want_chacha;
+        if (i == 0 && swc_aegis128l_available()) {
+            want = SWC_SECCHAN_AEGIS128L; /* preferred when both offer it */
+        }
         assert_int_equal(swc_secchan_cipher(p.c), want);
         assert_int_equal(swc_secchan_cipher(p.s), want);
         roundtrip(p.c, p.s, (const uint8_t *)"hello server", 12);
@@ -380,9 +384,11 @@ static void test_cipher_downgrade(void **state)
     assert_int_equal(swc_secchan_handshake(p.s, a.data, a.len, &b2, &done), 0);
     size_t choice_at = 2 + 32 + 32 + 2 + p.server_id.cert_len;
     assert_true(b2.data[choice_at] == SWC_SECCHAN_AES256GCM ||
+                b2.data[choice_at] == SWC_SECCHAN_AEGIS128L ||
                 b2.data[choice_at] == SWC_SECCHAN_CHACHA20POLY1305);
-    b2.data[choice_at] = b2.data[choice_at] == SWC_SECCHAN_AES256GCM ? SWC_SECCHAN_CHACHA20POLY1305
-                                                                     : SWC_SECCHAN_AES256GCM;
+    b2.data[choice_at] = b2.data[choice_at] != SWC_SECCHAN_CHACHA20POLY1305
+                             ? SWC_SECCHAN_CHACHA20POLY1305
+                             : SWC_SECCHAN_AES256GCM;
     int rc = swc_secchan_handshake(p.c, b2.data, b2.len, &c3, &done);
     if (crypto_aead_aes256gcm_is_available()) {
         assert_int_equal(rc, SWC_EAUTH); /* offered, but not what was signed */
