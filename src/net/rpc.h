@@ -231,6 +231,8 @@ struct swc_rpc_server_stats {
                                  refused unix credentials */
     uint64_t requests;        /* requests dispatched to handlers */
     uint64_t accept_deferred; /* connections left to a later loop turn by accept pacing */
+    uint64_t deadlines_armed; /* request deadlines that needed a timer (still pending after
+                                 their handler returned) */
 };
 
 /* Copy the server's counters into out. */

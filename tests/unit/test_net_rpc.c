@@ -775,6 +775,12 @@ static void test_deadline(void **state)
     assert_true(took >= 50 * SWC_NS_PER_MS);
     assert_true(took < 2 * SWC_NS_PER_SEC);
     assert_int_equal(ok.status, 0);
+    /* Only the held call needed a deadline timer on the server: the echo was
+     * answered inside its handler. */
+    struct swc_rpc_server_stats st;
+    swc_rpc_server_stats(srv, &st);
+    assert_int_equal(st.requests, 2);
+    assert_int_equal(st.deadlines_armed, 1);
     /* The server learns of it too (its own deadline or the cancel frame). */
     WAIT_FOR(hold_cancels == 1);
     assert_true(hold_cancel_status == SWC_ETIMEDOUT || hold_cancel_status == SWC_ECANCELED);
