@@ -81,6 +81,8 @@ struct session {
     struct swc_rpc_req *session_req;
     struct swc_rpc_req *assign_req;
     int64_t last_seen;
+    struct session *seen_prev, *seen_next; /* swc_dispatcher.seen: by last_seen */
+    bool in_seen;
     uint64_t seq;
     struct sent_task *sent;
     Swarmc__Assignment **pending; /* incremental changes not yet sent */
@@ -121,6 +123,10 @@ struct status_item {
 struct swc_dispatcher {
     struct swc_manager *m;
     struct session *sessions;
+    /* Every session, the least recently heard from first: check_nodes looks
+     * only at the head, not at all 10,000 sessions every check. */
+    struct session *seen_head, *seen_tail;
+    size_t ready_pending_n;     /* sessions with ready_pending set */
     struct session *by_session; /* the same sessions, by session id */
     struct sent_task *sent_all;
     struct status_item *statuses;
@@ -164,6 +170,8 @@ struct swc_dispatcher {
     uv_timer_t admit_timer;
     uint64_t admitted_late; /* registrations that waited for a later turn */
     uint64_t marked_down;   /* nodes found past their grace and marked down */
+    uint64_t session_scans; /* check_nodes runs that looked at the sessions */
+    uint64_t scan_visits;   /* sessions those runs looked at */
     size_t ncomplete;       /* sessions with want_complete */
     uint64_t complete_turn; /* uv_now() of the turn complete_spent counts */
     int64_t complete_spent;
@@ -518,6 +526,8 @@ struct node_write {
 
 /* A node status write failed (a concurrent write to the node, lost
  * leadership): mark it so the liveness check writes it again. */
+static void set_ready_pending(struct swc_dispatcher *d, struct session *s, bool on);
+
 static void node_written(void *data, int result, const char *msg)
 {
     struct node_write *nw = data;
@@ -527,7 +537,7 @@ static void node_written(void *data, int result, const char *msg)
         swc_debugf(MOD, "node %s status write: %s", nw->node_id, msg);
         HASH_FIND_STR(d->sessions, nw->node_id, s);
         if (s != NULL && nw->state == SWARMC__NODE_STATE__NODE_STATE_READY) {
-            s->ready_pending = true;
+            set_ready_pending(d, s, true);
         } else if (s != NULL && nw->state == SWARMC__NODE_STATE__NODE_STATE_DOWN) {
             s->down_written = false;
         }
@@ -662,8 +672,45 @@ static void write_node(struct swc_dispatcher *d, const char *node_id, int state,
 
 /* ---- sessions ------------------------------------------------------------------ */
 
+static void seen_unlink(struct swc_dispatcher *d, struct session *s)
+{
+    if (!s->in_seen) {
+        return;
+    }
+    *(s->seen_prev != NULL ? &s->seen_prev->seen_next : &d->seen_head) = s->seen_next;
+    *(s->seen_next != NULL ? &s->seen_next->seen_prev : &d->seen_tail) = s->seen_prev;
+    s->seen_prev = s->seen_next = NULL;
+    s->in_seen = false;
+}
+
+/* The node was heard from at now (monotonic, never earlier than any other
+ * session's last_seen): it moves to the tail of d->seen. */
+static void session_seen(struct swc_dispatcher *d, struct session *s, int64_t now)
+{
+    seen_unlink(d, s);
+    s->last_seen = now;
+    s->seen_prev = d->seen_tail;
+    *(d->seen_tail != NULL ? &d->seen_tail->seen_next : &d->seen_head) = s;
+    d->seen_tail = s;
+    s->in_seen = true;
+}
+
+static void set_ready_pending(struct swc_dispatcher *d, struct session *s, bool on)
+{
+    if (s->ready_pending != on) {
+        s->ready_pending = on;
+        if (on) {
+            d->ready_pending_n++;
+        } else {
+            d->ready_pending_n--;
+        }
+    }
+}
+
 static void session_free(struct swc_dispatcher *d, struct session *s)
 {
+    seen_unlink(d, s);
+    set_ready_pending(d, s, false);
     want_complete_clear(s);
     HASH_DEL(d->sessions, s);
     if (s->in_sid) {
@@ -961,6 +1008,12 @@ static void admit_drain(struct swc_dispatcher *d)
     }
 }
 
+void swc_dispatcher_scan_stats(const struct swc_dispatcher *d, uint64_t *scans, uint64_t *visits)
+{
+    *scans = d->session_scans;
+    *visits = d->scan_visits;
+}
+
 uint64_t swc_dispatcher_marked_down(const struct swc_dispatcher *d)
 {
     return d->marked_down;
@@ -1050,7 +1103,7 @@ static void session_register(struct swc_dispatcher *d, struct swc_rpc_req *req,
     HASH_ADD(by_sid, d->by_session, session_id[0], strlen(s->session_id), s);
     s->in_sid = true;
     s->session_req = req;
-    s->last_seen = now;
+    session_seen(d, s, now);
     s->down_written = false;
     swc_rpc_req_on_cancel(req, session_canceled, s);
 
@@ -1104,7 +1157,7 @@ static void h_heartbeat(struct swc_rpc_req *req, const uint8_t *payload, size_t 
         swc_rpc_reply(req, SWC_ENOENT, "dispatcher.Heartbeat: unknown session", NULL, 0);
         return;
     }
-    s->last_seen = swc_now_mono();
+    session_seen(d, s, swc_now_mono());
     if (s->down_written) {
         s->down_written = false;
         write_node(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "", NULL, NULL, -1);
@@ -1278,7 +1331,7 @@ static void h_update_status(struct swc_rpc_req *req, const uint8_t *payload, siz
         swc_rpc_reply(req, SWC_ENOENT, "dispatcher.UpdateTaskStatus: unknown session", NULL, 0);
         return;
     }
-    s->last_seen = swc_now_mono();
+    session_seen(d, s, swc_now_mono());
     for (size_t i = 0; i < r->n_updates; i++) {
         Swarmc__TaskStatusUpdate *u = r->updates[i];
         if (u->task_id == NULL || u->status == NULL || strlen(u->task_id) > SWC_STORE_ID_MAX) {
@@ -1384,17 +1437,22 @@ static void check_nodes(uv_timer_t *timer)
     int64_t deadline = swc_manager_turn_deadline(d->m, DOWN_NS);
     struct down_ids ids = {0};
     bool more = false;
-    for (struct session *s = d->sessions; s != NULL; s = s->hh.next) {
-        if (now - s->last_seen >= grace) {
-            if (!s->down_written && node_ready(d, s->node_id) && down_ids_add(&ids, s->node_id)) {
-                if (ids.n >= DOWN_BATCH && swc_now_mono() >= deadline) {
-                    more = true;
-                    break;
-                }
+    d->session_scans++;
+    for (struct session *s = d->seen_head; s != NULL && now - s->last_seen >= grace;
+         s = s->seen_next) {
+        d->scan_visits++;
+        if (!s->down_written && node_ready(d, s->node_id) && down_ids_add(&ids, s->node_id)) {
+            if (ids.n >= DOWN_BATCH && swc_now_mono() >= deadline) {
+                more = true;
+                break;
             }
-        } else if (s->ready_pending && !s->down_written) {
+        }
+    }
+    for (struct session *s = d->ready_pending_n > 0 ? d->sessions : NULL; s != NULL;
+         s = s->hh.next) {
+        if (s->ready_pending && !s->down_written && now - s->last_seen < grace) {
             /* a live session whose READY write was lost: write it again */
-            s->ready_pending = false;
+            set_ready_pending(d, s, false);
             write_node(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "", NULL, NULL, 0);
         }
     }

@@ -125,6 +125,9 @@ size_t swc_dispatcher_parked(const struct swc_dispatcher *d);
 uint64_t swc_dispatcher_admitted_late(const struct swc_dispatcher *d);
 /* Nodes this dispatcher found past their heartbeat grace and marked down. */
 uint64_t swc_dispatcher_marked_down(const struct swc_dispatcher *d);
+/* How many times check_nodes looked for expired sessions, and how many
+ * sessions it visited doing so (only those past their grace, oldest first). */
+void swc_dispatcher_scan_stats(const struct swc_dispatcher *d, uint64_t *scans, uint64_t *visits);
 /* True when node n already has this status (state, message, addr when not
  * NULL, role when >= 0, description when not NULL): writing it is a no-op. */
 bool swc_dispatcher_node_current(const Swarmc__Node *n, int state, const char *message,

@@ -334,6 +334,43 @@ static void test_whole_fleet_marked_down_quickly(void **state)
     swc_dispatcher_leader(f->d, false);
 }
 
+static bool scanned_twice(struct fx *f)
+{
+    uint64_t scans, visits;
+    swc_dispatcher_scan_stats(f->d, &scans, &visits);
+    return scans >= 2;
+}
+
+/* 3,000 live sessions: looking for expired ones visits none of them (the
+ * sessions are kept oldest first; it used to walk all of them each time). */
+static void test_live_sessions_cost_the_check_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct burst b = {f, 0};
+    g_burst = &b;
+    swc_dispatcher_leader(f->d, true);
+    for (int i = 0; i < BURST_SESSIONS; i++) {
+        Swarmc__SessionRequest req = SWARMC__SESSION_REQUEST__INIT;
+        char id[32];
+        uint8_t buf[128];
+        struct swc_rpc_call *call;
+        snprintf(id, sizeof id, "node-%05d", i);
+        req.node_id = id;
+        size_t n = swarmc__session_request__pack(&req, buf);
+        assert_int_equal(swc_rpc_stream_open(f->conn, "dispatcher.Session", buf, n, 0, burst_msg_cb,
+                                             burst_end_cb, &b, &call),
+                         0);
+    }
+    assert_true(run_for(f, burst_done, 30000));
+    /* grace is 15 s: nobody expires during the next two checks */
+    assert_true(run_for(f, scanned_twice, 10000));
+    uint64_t scans, visits;
+    swc_dispatcher_scan_stats(f->d, &scans, &visits);
+    assert_int_equal(visits, 0);
+    assert_int_equal(swc_dispatcher_marked_down(f->d), 0);
+    swc_dispatcher_leader(f->d, false);
+}
+
 static void test_node_current(void **state)
 {
     (void)state;
@@ -374,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parked_canceled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_admits_burst_over_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_whole_fleet_marked_down_quickly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_sessions_cost_the_check_nothing, setup, teardown),
         cmocka_unit_test(test_node_current),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
