@@ -67,31 +67,7 @@ wait_for() {
 }
 
 # A free port P whose P+1 is free too (raft listens on the cluster port + 1).
-free_port() {
-  # below the kernel's ephemeral range, so no outgoing connection can take
-  # the port (or port + 1, raft's) between this check and the daemon's bind
-  python3 - <<'PY'
-import random, socket
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-top = max(lo - 2, 2048)
-for _ in range(200):
-    p = random.randrange(max(1024, top - 12000), top)
-    socks = []
-    try:
-        for q in (p, p + 1):
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            socks.append(s)
-            s.bind(("127.0.0.1", q))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(p)
-    break
-PY
-}
+free_port() { python3 "$ROOT/scripts/free-port"; }
 
 # --- swarmc daemons ---------------------------------------------------------
 

@@ -60,33 +60,7 @@ wait_until() {
 }
 
 # A free port P whose P+1 is free too (raft listens on the cluster port + 1).
-# Drawn below the kernel's ephemeral range: a port the kernel handed out (the
-# bind-to-0 way) can be handed out again to any outgoing connection between
-# this check and the daemon's bind, which made "raft listener: address in use"
-# an occasional failure on a busy machine.
-free_port() {
-  python3 - <<'PY'
-import random, socket
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-top = max(lo - 2, 2048)
-for _ in range(200):
-    p = random.randrange(max(1024, top - 12000), top)
-    socks = []
-    try:
-        for q in (p, p + 1):
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            socks.append(s)
-            s.bind(("127.0.0.1", q))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(p)
-    break
-PY
-}
+free_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free-port"; }
 
 # start_daemon NAME [extra daemon args]: starts a daemon with its own state
 # dir and control socket; sets NAME_SOCK and NAME_PORT.

@@ -248,15 +248,9 @@ static bool burst_done(struct fx *f)
     return g_burst->established == BURST_SESSIONS;
 }
 
-/* A burst of registrations reaching the leader in one poll phase is
- * admitted under a per-turn budget: some wait for later turns, and every
- * one of them still gets its session. */
-static void test_leader_admits_burst_over_turns(void **state)
+/* Open BURST_SESSIONS sessions, for nodes node-00000 and on, at once. */
+static void open_burst(struct fx *f, struct burst *b)
 {
-    struct fx *f = *state;
-    struct burst b = {f, 0};
-    g_burst = &b;
-    swc_dispatcher_leader(f->d, true);
     for (int i = 0; i < BURST_SESSIONS; i++) {
         Swarmc__SessionRequest req = SWARMC__SESSION_REQUEST__INIT;
         char id[32];
@@ -266,9 +260,21 @@ static void test_leader_admits_burst_over_turns(void **state)
         req.node_id = id;
         size_t n = swarmc__session_request__pack(&req, buf);
         assert_int_equal(swc_rpc_stream_open(f->conn, "dispatcher.Session", buf, n, 0, burst_msg_cb,
-                                             burst_end_cb, &b, &call),
+                                             burst_end_cb, b, &call),
                          0);
     }
+}
+
+/* A burst of registrations reaching the leader in one poll phase is
+ * admitted under a per-turn budget: some wait for later turns, and every
+ * one of them still gets its session. */
+static void test_leader_admits_burst_over_turns(void **state)
+{
+    struct fx *f = *state;
+    struct burst b = {f, 0};
+    g_burst = &b;
+    swc_dispatcher_leader(f->d, true);
+    open_burst(f, &b);
     assert_true(run_for(f, burst_done, 30000));
     assert_true(swc_dispatcher_admitted_late(f->d) > 0);
     swc_dispatcher_leader(f->d, false);
@@ -317,18 +323,7 @@ static void test_whole_fleet_marked_down_quickly(void **state)
     /* grace = 3 periods = 300 ms: the sessions below never heartbeat */
     f->m.heartbeat_period_ns = 100 * SWC_NS_PER_MS;
     swc_dispatcher_leader(f->d, true);
-    for (int i = 0; i < BURST_SESSIONS; i++) {
-        Swarmc__SessionRequest req = SWARMC__SESSION_REQUEST__INIT;
-        char id[32];
-        uint8_t buf[128];
-        struct swc_rpc_call *call;
-        snprintf(id, sizeof id, "node-%05d", i);
-        req.node_id = id;
-        size_t n = swarmc__session_request__pack(&req, buf);
-        assert_int_equal(swc_rpc_stream_open(f->conn, "dispatcher.Session", buf, n, 0, burst_msg_cb,
-                                             burst_end_cb, &b, &call),
-                         0);
-    }
+    open_burst(f, &b);
     assert_true(run_for(f, burst_done, 30000));
     assert_true(run_for(f, all_marked_down, 15000));
     swc_dispatcher_leader(f->d, false);
@@ -349,18 +344,7 @@ static void test_live_sessions_cost_the_check_nothing(void **state)
     struct burst b = {f, 0};
     g_burst = &b;
     swc_dispatcher_leader(f->d, true);
-    for (int i = 0; i < BURST_SESSIONS; i++) {
-        Swarmc__SessionRequest req = SWARMC__SESSION_REQUEST__INIT;
-        char id[32];
-        uint8_t buf[128];
-        struct swc_rpc_call *call;
-        snprintf(id, sizeof id, "node-%05d", i);
-        req.node_id = id;
-        size_t n = swarmc__session_request__pack(&req, buf);
-        assert_int_equal(swc_rpc_stream_open(f->conn, "dispatcher.Session", buf, n, 0, burst_msg_cb,
-                                             burst_end_cb, &b, &call),
-                         0);
-    }
+    open_burst(f, &b);
     assert_true(run_for(f, burst_done, 30000));
     /* grace is 15 s: nobody expires during the next two checks */
     assert_true(run_for(f, scanned_twice, 10000));
