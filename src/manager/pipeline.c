@@ -19,17 +19,25 @@
  * cache as they are written. Nodes are cached decoded (struct ncache) and
  * re-decoded only when they change, and the scheduler's state (nodes,
  * reservations, per-service counts) lives across passes: placements update
- * it as they are made, and only a change it cannot follow (a node, a task
- * dying or leaving a node, a failed write) makes it rebuilt.
+ * it as they are made, a task shut down, ended or removed is released from
+ * its node in place (swc_sched_node_release), and only a change it cannot
+ * follow (a node becoming schedulable, a node with host ports in use, a
+ * failed write) makes it rebuilt. A write of the pipeline updates the task
+ * cache as it is made (version 0 until its commit is seen), so its commit
+ * is no news: shutting down 100k tasks dirties nothing and decodes nothing
+ * again. A walk of a service that outlasts the pass resumes warming the
+ * cache where it stopped.
  *
  * Work per pass is bounded by counts and by time (PASS_NS, shared with the
  * dispatcher's chunked loops through swc_manager_turn_deadline): what does
  * not fit stays for the next pass, which runs once the writes of this one
- * committed (or after a 0 ms timer when nothing was written), so the loop
+ * committed (or after a 1 ms timer when nothing was written), so the loop
  * gets back to raft heartbeats and worker sessions between chunks. A
- * replicated service whose creations do not fit keeps them as a backlog of
- * slots that later passes write without reconciling again; backlog tasks are
- * placed by the scheduler as they are created and written once, ASSIGNED.
+ * service whose actions do not fit keeps them as a backlog (shutdowns and
+ * removals, then replicated slots to create) that later passes write
+ * without walking the service again: one walk of 100k tasks pays for all
+ * its actions, not for one chunk. Backlog tasks are placed by the
+ * scheduler as they are created and written once, ASSIGNED.
  * A reconcile that decides STASH_MIN or more creates puts them all in the
  * backlog, so each task of a big create is written once. While writes are
  * in flight the pipeline waits, so each pass sees the results of the last
@@ -64,14 +72,20 @@
 #define TXN_SPLIT_BYTES (1024 * 1024)
 /* Per pass: at most this many whole-task decodes and task writes (a decode
  * or an encode costs a few µs: a chunk stays within ~20-40 ms). */
-#define PASS_DECODES     8000
-#define PASS_WRITES      4000
-#define PASS_NS          (15 * SWC_NS_PER_MS)
-#define MIN_WALK_DECODES 2000
-/* Actions a reconcile applies even past the deadline: the walk that found
- * them is paid for already, and removals are not kept in a backlog, so a
- * walk longer than the budget must still make progress. */
-#define MIN_APPLY   2000
+#define PASS_DECODES 8000
+#define PASS_WRITES  4000
+#define PASS_NS      (15 * SWC_NS_PER_MS)
+/* A walk that outlasts the pass's deadline stops once it decoded this many
+ * tasks; the next walk of the service resumes warming the cache where it
+ * stopped (struct svc_state.warm_pos), so warming 100k stale entries costs
+ * one scan, not one scan of the warm prefix per chunk. */
+#define MIN_WALK_DECODES 500
+/* Actions a reconcile applies even past the deadline, so that a walk longer
+ * than the budget always makes some progress (what is left, removals
+ * included, goes to the service's backlog). At a few us per action this is
+ * ~1 ms; it was 2,000 when removals were not kept (0.5 ms each with a walk of
+ * 100k tasks per chunk: 1 s turns). */
+#define MIN_APPLY   128
 #define STASH_MIN   1024 /* this many trailing creates go straight to a backlog */
 #define PLACE_GROUP 256  /* backlog tasks placed per call of the scheduler */
 /* Backlog passes may run while fewer than this many entries are in flight
@@ -99,6 +113,12 @@ struct tcache {
     UT_hash_handle hh;
 };
 
+/* A task whose desired state a backlog raises (SHUTDOWN or REMOVE). */
+struct rm_item {
+    char id[SWC_STORE_ID_MAX + 1];
+    int desired;
+};
+
 /* Per service: dirty flag, mode, update supervisor state, allocation result. */
 struct svc_state {
     char id[SWC_STORE_ID_MAX + 1];
@@ -116,6 +136,14 @@ struct svc_state {
     uint64_t *backlog;
     size_t nbacklog, backlog_pos;
     uint64_t backlog_version, backlog_iter;
+    /* Shutdowns and removals the orchestrator decided that did not fit:
+     * applied before the creates, under the same rules. */
+    struct rm_item *rm;
+    size_t nrm, rm_pos;
+    /* Tasks (in the store's order) the last, unfinished walk found cached:
+     * the next walk only warms the cache past them, then one more walks
+     * the whole service (decoding whatever changed meanwhile). */
+    size_t warm_pos;
     UT_hash_handle hh;
 };
 
@@ -218,6 +246,7 @@ static void free_state(struct swc_pipeline *p)
         HASH_DEL(p->svcs, s);
         swc_free(s->failed);
         swc_free(s->backlog);
+        swc_free(s->rm);
         swc_free(s);
     }
     HASH_ITER(hh, p->tasks, t, ttmp)
@@ -257,7 +286,10 @@ static void write_cb(void *data, int result, const char *msg)
         p->full = true;
     }
     if (result != 0) {
-        p->sched_stale = true; /* its placements did not happen */
+        /* Its placements did not happen, and the task cache holds what it
+         * would have written: look at everything again. */
+        p->sched_stale = true;
+        p->full = true;
     }
     p->dirty = true;
     if (p->inflight == 0) {
@@ -378,8 +410,11 @@ static struct tcache *tcache_find(struct swc_pipeline *p, const char *id)
     return t;
 }
 
+static void tcache_fill(struct tcache *t, const Swarmc__Task *pb, uint64_t version);
+
 /* The cache entry of a stored task, decoding it when missing or stale;
- * NULL when out of memory. */
+ * NULL when out of memory. An entry of version 0 is one this pipeline
+ * wrote and has not seen committed yet (its fields are what it wrote). */
 static struct tcache *tcache_get(struct swc_pipeline *p, const struct swc_store_obj *o,
                                  struct budget *b)
 {
@@ -404,11 +439,19 @@ static struct tcache *tcache_get(struct swc_pipeline *p, const struct swc_store_
         snprintf(t->id, sizeof t->id, "%s", o->id);
         HASH_ADD_STR(p->tasks, id, t);
     }
+    tcache_fill(t, pb, o->version);
+    swc_store_free_decoded(&pb->base);
+    return t;
+}
+
+/* Fill a cache entry from a decoded task of this stored version. */
+static void tcache_fill(struct tcache *t, const Swarmc__Task *pb, uint64_t version)
+{
     struct swc_orch_task ot;
     swc_orch_task_from_pb(pb, &ot);
-    snprintf(t->service_id, sizeof t->service_id, "%s", o->service_id);
+    snprintf(t->service_id, sizeof t->service_id, "%s", pb->service_id);
     snprintf(t->node_id, sizeof t->node_id, "%s", ot.node_id != NULL ? ot.node_id : "");
-    t->version = o->version;
+    t->version = version;
     t->slot = ot.slot;
     t->desired = ot.desired_state;
     t->state = ot.state;
@@ -423,8 +466,6 @@ static struct tcache *tcache_get(struct swc_pipeline *p, const struct swc_store_
         t->cpu = pb->spec->resources->reservations->nano_cpus;
         t->mem = pb->spec->resources->reservations->memory_bytes;
     }
-    swc_store_free_decoded(&pb->base);
-    return t;
 }
 
 static void tcache_to_orch(const struct tcache *t, struct swc_orch_task *ot)
@@ -571,6 +612,44 @@ static bool schedulable(bool ready, int availability)
     return ready && availability == SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE;
 }
 
+/* A task that held resources on node_id (live there) no longer does: follow
+ * it in the scheduler's view in place. Nothing to do before the view has
+ * accounted the store (accounting reads the cache, which says it is not
+ * live), nor on a node that is not schedulable (not accounted, and it
+ * rebuilds the view when it becomes schedulable again); a node with host
+ * ports in use rebuilds (which ports were the task's is not known here). */
+static void sched_release(struct swc_pipeline *p, const char *node_id, const char *service_id,
+                          int64_t cpu, int64_t mem)
+{
+    if (p->sched == NULL || p->sched_stale || !p->accounted || node_id[0] == '\0') {
+        return;
+    }
+    struct swc_sched_node *sn = swc_sched_node_get(p->sched, node_id);
+    if (sn == NULL || !schedulable(sn->ready, sn->availability)) {
+        return;
+    }
+    if (swc_sched_node_release(sn, service_id, cpu, mem) != 0) {
+        p->sched_stale = true;
+    } else {
+        p->stats.sched_task_follows++;
+    }
+}
+
+/* A task failed on node_id: avoid the node for its service as a rebuild
+ * would (see account_tasks). */
+static void sched_note_failure(struct swc_pipeline *p, const char *node_id, const char *service_id,
+                               int64_t when)
+{
+    if (p->sched == NULL || p->sched_stale || !p->accounted || node_id[0] == '\0') {
+        return;
+    }
+    struct swc_sched_node *sn = swc_sched_node_get(p->sched, node_id);
+    if (sn != NULL && schedulable(sn->ready, sn->availability) &&
+        swc_sched_node_note_failure(sn, service_id, when) != 0) {
+        p->sched_stale = true;
+    }
+}
+
 /* Follow a node change in the scheduler's view without rebuilding it when
  * the change cannot matter to placement: a node that is not schedulable now
  * (down, paused, drained) only has its flags updated in place (whatever else
@@ -669,8 +748,10 @@ static void task_changed(struct swc_pipeline *p, const struct swc_store_event *e
     struct tcache *t = tcache_find(p, ev->id);
     if (ev->type == SWC_STORE_EV_REMOVE ||
         swc_store_get(p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, ev->id, &o) != 0) {
-        if (t == NULL || (t->node_id[0] != '\0' && live(t->desired, t->state))) {
+        if (t == NULL) {
             p->sched_stale = true; /* it may have held resources */
+        } else if (live(t->desired, t->state)) {
+            sched_release(p, t->node_id, t->service_id, t->cpu, t->mem);
         }
         if (t != NULL) {
             mark_svc(p, t->service_id);
@@ -685,8 +766,13 @@ static void task_changed(struct swc_pipeline *p, const struct swc_store_event *e
     } else if (o.state == SWARMC__TASK_STATE__TASK_STATE_PENDING) {
         p->need_sched = true;
     }
-    if (t != NULL && t->version == 0 && ev->type == SWC_STORE_EV_CREATE) {
-        t->version = ev->version; /* the entry create_task made is exact */
+    if (t != NULL && t->version == 0 &&
+        (ev->type == SWC_STORE_EV_CREATE || (t->desired == o.desired_state && t->state == o.state &&
+                                             strcmp(t->node_id, o.node_id) == 0))) {
+        /* The entry create_task or set_desired_id made is exact: this is
+         * its write committing (anyone else's write first would make ours
+         * conflict, and the pass after it is full). */
+        t->version = ev->version;
     }
     /* Only what the orchestrators decide on makes the service dirty. The
      * steps a worker reports between ASSIGNED and RUNNING, a task the
@@ -707,9 +793,18 @@ static void task_changed(struct swc_pipeline *p, const struct swc_store_event *e
         /* Placements are in sched already (PENDING -> ASSIGNED moves from
          * no node to one); any other move or a change of liveness on a
          * node changes reservations. */
-        if ((moved && t->node_id[0] != '\0') ||
-            (was_live != now_live && (t->node_id[0] != '\0' || o.node_id[0] != '\0'))) {
-            p->sched_stale = true;
+        if (was_live && t->node_id[0] != '\0' && (moved || !now_live)) {
+            /* it left its node, or ended there: released in place */
+            sched_release(p, t->node_id, t->service_id, t->cpu, t->mem);
+        }
+        if (now_live && o.node_id[0] != '\0' && (!was_live || (moved && t->node_id[0] != '\0'))) {
+            p->sched_stale = true; /* live again, or moved between nodes: rare */
+        }
+        if (!now_live && o.node_id[0] != '\0' &&
+            (o.state == SWARMC__TASK_STATE__TASK_STATE_FAILED ||
+             o.state == SWARMC__TASK_STATE__TASK_STATE_REJECTED) &&
+            t->state != o.state) {
+            sched_note_failure(p, o.node_id, o.service_id, swc_now_wall());
         }
         relevant = t->desired != o.desired_state || was_live != now_live ||
                    (t->state > SWARMC__TASK_STATE__TASK_STATE_RUNNING && t->state != o.state) ||
@@ -719,6 +814,11 @@ static void task_changed(struct swc_pipeline *p, const struct swc_store_event *e
         if (was_live != now_live) {
             p->need_sched = true; /* resources freed or taken */
         }
+        /* What the next event is compared with (the entry's other fields stay
+         * as decoded: its version no longer matches, so a walk decodes it). */
+        t->desired = o.desired_state;
+        t->state = o.state;
+        snprintf(t->node_id, sizeof t->node_id, "%s", o.node_id);
     }
     if (relevant) {
         swc_tracef(MOD, "task %s (service %s): state %d desired %d node '%s', cached %s: dirty",
@@ -783,19 +883,48 @@ static void on_event_inner(struct swc_pipeline *p, const struct swc_store_event 
 
 /* ---- orchestration ----------------------------------------------------------- */
 
-/* Raise a stored task's desired state (decoded by id: only tasks acted on are). */
+/* Raise a stored task's desired state (decoded by id: only tasks acted on
+ * are). The cache entry becomes what was written (version 0 until it
+ * commits), so the commit is no news to the orchestrators, and a task that
+ * stops being live leaves the scheduler's view now, in place. A task
+ * written but not committed yet is not written again (a second update of
+ * the same version would conflict and roll the whole batch back). */
 static void set_desired_id(struct swc_pipeline *p, struct writer *w, const char *id, int desired)
 {
+    struct tcache *c = tcache_find(p, id);
+    if (c != NULL && c->version == 0) {
+        return;
+    }
     Swarmc__Task *t = (Swarmc__Task *)swc_store_get_decoded(
         p->m->store, SWARMC__OBJECT_KIND__OBJECT_KIND_TASK, id, NULL);
     if (t == NULL) {
         return;
     }
     p->stats.tasks_decoded++;
+    if (w->b->decodes > 0) {
+        w->b->decodes--;
+    }
     if ((int)t->desired_state < desired) {
         uint64_t version = t->meta != NULL ? t->meta->version : 0;
+        if (c == NULL && (c = swc_calloc(1, sizeof *c)) != NULL) {
+            snprintf(c->id, sizeof c->id, "%s", id);
+            HASH_ADD_STR(p->tasks, id, c);
+        }
+        if (c != NULL) {
+            tcache_fill(c, t, version);
+        }
+        bool was_live = live((int)t->desired_state, t->status != NULL ? (int)t->status->state : 0);
         t->desired_state = (Swarmc__TaskState)desired;
         put_task(w, t, version);
+        if (c != NULL) {
+            c->desired = desired;
+            c->version = 0;
+            if (was_live && !live(c->desired, c->state)) {
+                sched_release(p, c->node_id, c->service_id, c->cpu, c->mem);
+            }
+        } else {
+            p->sched_stale = true;
+        }
     }
     swc_store_free_decoded(&t->base);
 }
@@ -956,40 +1085,75 @@ static bool apply_actions(struct swc_pipeline *p, struct writer *w, const Swarmc
     return true;
 }
 
+static bool has_backlog(const struct svc_state *ss)
+{
+    return ss->nbacklog > 0 || ss->nrm > 0;
+}
+
 static void drop_backlog(struct swc_pipeline *p, struct svc_state *ss)
 {
-    if (ss->nbacklog > 0) {
+    if (has_backlog(ss)) {
         p->backlogs--;
     }
     swc_free(ss->backlog);
     ss->backlog = NULL;
     ss->nbacklog = ss->backlog_pos = 0;
+    swc_free(ss->rm);
+    ss->rm = NULL;
+    ss->nrm = ss->rm_pos = 0;
 }
 
-/* Keep the replicated creates left after acts->items[done..] for later
- * passes; when anything else is left the service simply stays dirty. */
+/* Keep the actions left after acts->items[done..] for later passes:
+ * shutdowns and removals, then replicated creates of one job iteration
+ * (a walk of a 100k-task service is paid for once, not once per chunk of
+ * writes). When anything else is left the service simply stays dirty. */
 static void stash_backlog(struct swc_pipeline *p, struct svc_state *ss, const Swarmc__Service *svc,
                           const struct swc_orch_actions *acts, size_t done)
 {
     drop_backlog(p, ss);
-    size_t n = acts->n - done;
+    size_t nrm = 0, ncreate = 0;
+    const struct swc_orch_action *first_create = NULL;
     for (size_t i = done; i < acts->n; i++) {
         const struct swc_orch_action *a = &acts->items[i];
+        if (a->kind == SWC_ORCH_SHUTDOWN || a->kind == SWC_ORCH_REMOVE) {
+            nrm++;
+            continue;
+        }
+        if (first_create == NULL) {
+            first_create = a;
+        }
         if (a->kind != SWC_ORCH_CREATE || a->slot == 0 ||
-            a->job_iteration != acts->items[done].job_iteration) {
+            a->job_iteration != first_create->job_iteration) {
             return;
         }
+        ncreate++;
     }
-    if (n == 0 || (ss->backlog = swc_malloc(n * sizeof *ss->backlog)) == NULL) {
+    if (nrm + ncreate == 0) {
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        ss->backlog[i] = acts->items[done + i].slot;
+    ss->rm = nrm > 0 ? swc_malloc(nrm * sizeof *ss->rm) : NULL;
+    ss->backlog = ncreate > 0 ? swc_malloc(ncreate * sizeof *ss->backlog) : NULL;
+    if ((nrm > 0 && ss->rm == NULL) || (ncreate > 0 && ss->backlog == NULL)) {
+        swc_free(ss->rm);
+        swc_free(ss->backlog);
+        ss->rm = NULL;
+        ss->backlog = NULL;
+        return;
     }
-    ss->nbacklog = n;
+    for (size_t i = done; i < acts->n; i++) {
+        const struct swc_orch_action *a = &acts->items[i];
+        if (a->kind == SWC_ORCH_CREATE) {
+            ss->backlog[ss->nbacklog++] = a->slot;
+        } else {
+            struct rm_item *r = &ss->rm[ss->nrm++];
+            snprintf(r->id, sizeof r->id, "%s", a->task_id);
+            r->desired = a->kind == SWC_ORCH_SHUTDOWN ? SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN
+                                                      : SWARMC__TASK_STATE__TASK_STATE_REMOVE;
+        }
+    }
     p->backlogs++;
     ss->backlog_version = svc->spec_version;
-    ss->backlog_iter = acts->items[done].job_iteration;
+    ss->backlog_iter = first_create != NULL ? first_create->job_iteration : 0;
 }
 
 /* Write the next chunk of a service's backlog; false while some is left.
@@ -1004,7 +1168,16 @@ static bool apply_backlog(struct writer *w, struct svc_state *ss, const Swarmc__
     char ids[PLACE_GROUP][SWC_ID_LEN + 1];
     void *arena = NULL;
     bool place = sched != NULL && ss->failed == NULL, done = false;
-    if (place) {
+    /* Shutdowns and removals first: they free what the creates use. */
+    while (ss->rm_pos < ss->nrm) {
+        if (!budget_left(w->b)) {
+            return false;
+        }
+        const struct rm_item *r = &ss->rm[ss->rm_pos++];
+        set_desired_id(w->p, w, r->id, r->desired);
+        w->p->stats.backlog_actions++;
+    }
+    if (place && ss->backlog_pos < ss->nbacklog) {
         /* Every task of the backlog has the same spec: one template. */
         Swarmc__Task t = SWARMC__TASK__INIT;
         struct swc_err err;
@@ -1041,7 +1214,8 @@ static bool apply_backlog(struct writer *w, struct svc_state *ss, const Swarmc__
         }
         swc_sched_results_clear(res, m);
     }
-    swc_infof(MOD, "service %s: backlog of creates written (%zu tasks)", svc->id, ss->nbacklog);
+    swc_infof(MOD, "service %s: backlog written (%zu shutdowns or removals, %zu creates)", svc->id,
+              ss->nrm, ss->nbacklog);
     drop_backlog(w->p, ss);
     done = true;
 out:
@@ -1149,16 +1323,23 @@ static bool reconcile_service(struct swc_pipeline *p, struct writer *w, struct s
         return false;
     }
     p->stats.services_reconciled++;
-    size_t decodes0 = w->b->decodes;
-    while (swc_store_iter_next(&it, &o) && k < n) {
+    size_t decodes0 = w->b->decodes, skip = ss->warm_pos, pos = 0;
+    for (; swc_store_iter_next(&it, &o) && k < n; pos++) {
+        if (pos < skip) {
+            continue; /* warmed by the last walk */
+        }
         /* Out of time, stop once this walk made progress worth its cost. */
         if (w->b->decodes == 0 ||
             (decodes0 - w->b->decodes >= MIN_WALK_DECODES && swc_now_mono() >= w->b->deadline)) {
+            ss->warm_pos = pos;
             goto out; /* the cache is warmed over several passes */
         }
         struct tcache *t = tcache_get(p, &o, w->b);
         if (t == NULL) {
             goto out;
+        }
+        if (skip > 0) {
+            continue; /* only warming: the walk that decides comes next */
         }
         struct swc_orch_task *ot = &ts[k++];
         tcache_to_orch(t, ot);
@@ -1170,18 +1351,32 @@ static bool reconcile_service(struct swc_pipeline *p, struct writer *w, struct s
                 sn->availability == SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_DRAIN) {
                 ot->state = SWARMC__TASK_STATE__TASK_STATE_ORPHANED;
                 if (t->desired < SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN) {
-                    set_desired_id(p, w, t->id, SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN);
-                    /* written: the orchestrator must not write it again in
-                     * this transaction (a second update of the same version
-                     * would conflict and roll the whole batch back) */
+                    /* Shut down ahead of the orchestrator's actions (within
+                     * the budget, the rest from the backlog); the
+                     * orchestrator sees it shut down already, so it does
+                     * not act on it again. */
+                    struct swc_orch_action a = {.kind = SWC_ORCH_SHUTDOWN,
+                                                .task_id = t->id,
+                                                .slot = t->slot,
+                                                .node_id = t->node_id,
+                                                .spec_version = t->spec_version,
+                                                .job_iteration = t->job_iteration};
+                    if (swc_orch_actions_push(&acts, &a) != 0) {
+                        goto out;
+                    }
                     ot->desired_state = SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN;
                 }
             }
         }
     }
+    if (skip > 0) {
+        ss->warm_pos = 0; /* warm to the end: the next walk decides */
+        goto out;
+    }
     if (p->overrun) {
         w->b->deadline = 0;
     }
+    p->stats.walks++;
     if (swc_orch_service_from_pb(svc, &os, &cons, &plats, &err) != 0) {
         swc_warnf(MOD, "service %s: %s", svc->id, swc_err_msg(&err));
         done = true;
@@ -1490,9 +1685,18 @@ static void account_tasks(struct swc_pipeline *p, struct swc_sched *sched, int64
     struct swc_store_obj o;
     for (size_t i = 0; i < swc_sched_node_count(sched); i++) {
         struct swc_sched_node *n = swc_sched_node_at(sched, i);
+        if (!schedulable(n->ready, n->availability)) {
+            /* Nothing is placed there, and it rebuilds the view when it
+             * becomes schedulable: 10,000 DOWN nodes cost nothing here. */
+            continue;
+        }
         swc_store_iter_node_tasks(p->m->store, n->attrs.id, &it);
         while (swc_store_iter_next(&it, &o)) {
-            bool alive = live(o.desired_state, o.state);
+            /* A task this pass wrote is what it wrote, not what the store
+             * still says. */
+            struct tcache *t = tcache_find(p, o.id);
+            bool alive = t != NULL && t->version == 0 ? live(t->desired, t->state)
+                                                      : live(o.desired_state, o.state);
             bool failed = o.state == SWARMC__TASK_STATE__TASK_STATE_FAILED ||
                           o.state == SWARMC__TASK_STATE__TASK_STATE_REJECTED;
             if (!alive && !failed) {
@@ -1500,7 +1704,6 @@ static void account_tasks(struct swc_pipeline *p, struct swc_sched *sched, int64
             }
             /* A task's spec (its reservations) never changes: any cached
              * version will do; only failure times need the current one. */
-            struct tcache *t = tcache_find(p, o.id);
             if (t == NULL || (!alive && t->version != o.version)) {
                 t = tcache_get(p, &o, b);
             }
@@ -1828,7 +2031,7 @@ static void pass(uv_timer_t *timer)
     struct svc_state *ss, *tmp;
     HASH_ITER(hh, p->svcs, ss, tmp)
     {
-        if ((!ss->dirty && ss->nbacklog == 0) || (pipelined && ss->dirty)) {
+        if ((!ss->dirty && !has_backlog(ss)) || (pipelined && ss->dirty)) {
             continue;
         }
         if (!budget_left(&b)) {
@@ -1854,13 +2057,14 @@ static void pass(uv_timer_t *timer)
                 half.deadline = b.deadline;
             }
             w.b = &half;
-            if (!p->accounted) {
+            if (!p->accounted && ss->backlog_pos < ss->nbacklog) {
                 account_tasks(p, sched, now, &b);
                 p->accounted = true;
             }
-            size_t given = half.writes;
-            bool drained = apply_backlog(&w, ss, svc, sched, now);
+            size_t given = half.writes, given_dec = half.decodes;
+            bool drained = apply_backlog(&w, ss, svc, p->accounted ? sched : NULL, now);
             b.writes -= given - half.writes;
+            b.decodes -= given_dec - half.decodes;
             w.b = outer;
             /* Drained: the slots are what the orchestrator decided, and
              * anything relevant since would have dirtied the service. */
@@ -1886,6 +2090,7 @@ static void pass(uv_timer_t *timer)
                 HASH_DEL(p->svcs, ss);
                 swc_free(ss->failed);
                 swc_free(ss->backlog);
+                swc_free(ss->rm);
                 swc_free(ss);
             }
             continue;
@@ -1897,7 +2102,7 @@ static void pass(uv_timer_t *timer)
             continue;
         }
         if (!reconcile_service(p, &w, ss, svc, nodes, k, sched, now)) {
-            if (ss->nbacklog == 0) {
+            if (!has_backlog(ss)) {
                 mark_svc(p, ss->id);
             }
             more = true;
@@ -1958,11 +2163,20 @@ wakeup:;
     if (took > p->stats.max_pass_ns) {
         p->stats.max_pass_ns = took;
     }
+    if (PASS_WRITES - b.writes > p->stats.max_pass_writes) {
+        p->stats.max_pass_writes = PASS_WRITES - b.writes;
+    }
     if (more) {
         p->stats.chunked_passes++;
         p->dirty = true;
         if (p->inflight == 0 || can_pipeline(p)) {
-            uv_timer_start(&p->timer, pass, 0, 0); /* after this turn's I/O */
+            /* 1 ms, not 0: libuv before 1.45 runs a timer restarted with
+             * 0 from a timer callback again in the same turn (uv_now does
+             * not move), so chunks of work chained into one turn of
+             * seconds (the leader's turns of 2-3 s while warming the task
+             * cache of a 30k-task service). 1 ms is past uv_now: the next
+             * chunk runs after this turn's I/O. */
+            uv_timer_start(&p->timer, pass, 1, 0);
         }
         return;
     }
@@ -2013,6 +2227,12 @@ void swc_pipeline_test_overrun(struct swc_pipeline *p, bool on)
 void swc_pipeline_get_stats(const struct swc_pipeline *p, struct swc_pipeline_stats *out)
 {
     *out = p->stats;
+}
+
+void swc_pipeline_reset_max(struct swc_pipeline *p)
+{
+    p->stats.max_pass_ns = 0;
+    p->stats.max_pass_writes = 0;
 }
 
 void swc_pipeline_kick(struct swc_pipeline *p)

@@ -297,6 +297,21 @@ int swc_sched_node_account(struct swc_sched_node *n, const char *service_id, int
     return 0;
 }
 
+int swc_sched_node_release(struct swc_sched_node *n, const char *service_id, int64_t nano_cpus,
+                           int64_t memory_bytes)
+{
+    struct swc_sched_svc *sv = svc_find(n, service_id);
+    if (n->n_ports > 0)
+        return SWC_ENOTSUP; /* which ports were the task's is not known here */
+    if (sv == NULL || sv->count == 0 || n->ntasks == 0)
+        return SWC_ENOENT;
+    sv->count--;
+    n->ntasks--;
+    n->reserved_nano_cpus -= nano_cpus;
+    n->reserved_memory -= memory_bytes;
+    return 0;
+}
+
 int swc_sched_node_note_failure(struct swc_sched_node *n, const char *service_id, int64_t when)
 {
     struct swc_sched_svc *sv = svc_get(n, service_id);

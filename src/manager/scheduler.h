@@ -146,6 +146,12 @@ int swc_sched_node_account(struct swc_sched_node *n, const char *service_id, int
                            int64_t memory_bytes, const struct swc_sched_port *ports,
                            size_t n_ports);
 
+/* Undo swc_sched_node_account for a task that left n (shut down, ended):
+ * SWC_ENOENT when no task of service_id is accounted on n, SWC_ENOTSUP when
+ * n has host ports in use (the caller then rebuilds its view). */
+int swc_sched_node_release(struct swc_sched_node *n, const char *service_id, int64_t nano_cpus,
+                           int64_t memory_bytes);
+
 /* Record that a task of service_id failed on n at time when (ns). */
 int swc_sched_node_note_failure(struct swc_sched_node *n, const char *service_id, int64_t when);
 

@@ -692,6 +692,196 @@ static void test_backlog_pipelines_writes(void **state)
     }
 }
 
+#ifndef FLEET_NODES
+#define FLEET_NODES 200
+#endif
+#define FLEET_DOWN (FLEET_NODES * 9 / 10)
+#ifndef FLEET_TASKS
+#define FLEET_TASKS 20000
+#endif
+/* A pass writes at most half its 4,000 writes from a backlog, the rest for
+ * the scheduler, plus what a reconcile applies past its deadline. */
+#define PASS_WRITES_BUDGET (4000 / 2 + 1 + 128)
+
+/* Per pass deltas over a run: how many passes, the most writes and the
+ * longest pass (a pass is one timer callback of the pipeline). */
+struct run_figures {
+    struct swc_pipeline_stats a, b;
+    int64_t t0, ns;
+};
+
+static void run_begin(struct fixture *f, struct run_figures *r)
+{
+    swc_pipeline_get_stats(f->p, &r->a);
+    swc_pipeline_reset_max(f->p);
+    r->t0 = swc_now_mono();
+}
+
+static void run_end(struct fixture *f, struct run_figures *r, const char *what)
+{
+    r->ns = swc_now_mono() - r->t0;
+    swc_pipeline_get_stats(f->p, &r->b);
+    printf("# %s: %lld ms, %llu passes, %llu reconciles, %llu rebuilds, %llu decodes, "
+           "%llu writes, %llu walks, %llu from backlogs, longest pass %lld ms, most writes in a "
+           "pass %llu\n",
+           what, (long long)(r->ns / SWC_NS_PER_MS),
+           (unsigned long long)(r->b.passes - r->a.passes),
+           (unsigned long long)(r->b.services_reconciled - r->a.services_reconciled),
+           (unsigned long long)(r->b.sched_rebuilds - r->a.sched_rebuilds),
+           (unsigned long long)(r->b.tasks_decoded - r->a.tasks_decoded),
+           (unsigned long long)(r->b.task_writes - r->a.task_writes),
+           (unsigned long long)(r->b.walks - r->a.walks),
+           (unsigned long long)(r->b.backlog_actions - r->a.backlog_actions),
+           (long long)(r->b.max_pass_ns / SWC_NS_PER_MS), (unsigned long long)r->b.max_pass_writes);
+}
+
+/* A fleet of FLEET_NODES nodes running FLEET_TASKS tasks of "fleet". */
+static void fleet_up(struct fixture *f)
+{
+    char id[32];
+    for (int i = NODES; i < FLEET_NODES; i++) {
+        snprintf(id, sizeof id, "node%d", i);
+        put_node(f, id);
+    }
+    settle(f);
+    put_service(f, "fleet", FLEET_TASKS, true);
+    settle(f);
+    assert_int_equal(count_state(f, "fleet", SWARMC__TASK_STATE__TASK_STATE_ASSIGNED), FLEET_TASKS);
+    report_state(f, "fleet", SWARMC__TASK_STATE__TASK_STATE_RUNNING);
+    settle(f);
+}
+
+/* Live tasks of service (desired and state at most RUNNING). */
+static size_t live_of(struct fixture *f, const char *service)
+{
+    struct swc_store_iter it;
+    struct swc_store_obj o;
+    size_t n = 0;
+    swc_store_iter_service_tasks(f->store, service, &it);
+    while (swc_store_iter_next(&it, &o)) {
+        n += o.desired_state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING &&
+             o.state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING;
+    }
+    return n;
+}
+
+/* Most of the fleet goes DOWN at once (one write, like the dispatcher's
+ * heartbeat expiry batch): the tasks there are shut down and replaced on
+ * the nodes left. The work is proportional to the tasks replaced: the
+ * service's tasks are walked a bounded number of times (not once per
+ * chunk of writes), shutting down a task on a DOWN node rebuilds nothing,
+ * and no pass writes more than its budget. */
+static void test_replace_on_down_nodes_is_amortised(void **state)
+{
+    struct fixture *f = *state;
+    struct run_figures r;
+    struct swc_store_txn t;
+    char id[32];
+    fleet_up(f);
+    assert_int_equal(swc_store_txn_init(&t, 1, "dispatcher"), 0);
+    for (int i = FLEET_NODES - FLEET_DOWN; i < FLEET_NODES; i++) {
+        snprintf(id, sizeof id, "node%d", i);
+        Swarmc__Node *n = (Swarmc__Node *)swc_store_get_decoded(
+            f->store, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, id, NULL);
+        assert_non_null(n);
+        n->status->state = SWARMC__NODE_STATE__NODE_STATE_DOWN;
+        assert_int_equal(
+            swc_store_txn_update(&t, SWARMC__OBJECT_KIND__OBJECT_KIND_NODE, &n->base, 0), 0);
+        swc_store_free_decoded(&n->base);
+    }
+    apply_txn(f, &t);
+    run_begin(f, &r);
+    settle(f);
+    run_end(f, &r, "90% of the nodes down, their tasks replaced");
+    assert_int_equal(live_of(f, "fleet"), FLEET_TASKS);
+    size_t replaced = (size_t)FLEET_TASKS * FLEET_DOWN / FLEET_NODES;
+    /* No re-accounting of every task (before: one per chunk of writes). */
+    assert_int_equal(r.b.sched_rebuilds, r.a.sched_rebuilds);
+    /* One walk decides; the shutdowns that did not fit are written from the
+     * backlog (before: a walk of every task per chunk of ~2,000 writes). */
+    assert_true(r.b.walks - r.a.walks <= 2);
+    assert_true(r.b.backlog_actions - r.a.backlog_actions >= replaced / 2);
+    /* Decodes: each task once to warm the cache (the workers' RUNNING
+     * reports made it stale) and each shut-down task once to write it. */
+    assert_true(r.b.tasks_decoded - r.a.tasks_decoded <= FLEET_TASKS + replaced + 2000);
+    assert_int_equal(r.b.task_writes - r.a.task_writes, 2 * replaced);
+    assert_true(r.b.max_pass_writes <= PASS_WRITES_BUDGET);
+    for (int i = FLEET_NODES - FLEET_DOWN; i < FLEET_NODES; i++) {
+        snprintf(id, sizeof id, "node%d", i);
+        assert_int_equal(tasks_on(f, "fleet", id), 0);
+    }
+}
+
+/* Scaling the fleet service to 0 and back: one walk of its tasks pays for
+ * all the removals (applied from a backlog, not one walk per chunk of
+ * writes), and a task shut down on a live node leaves the scheduler's view
+ * in place (no rebuild): the tasks created after spread as evenly as the
+ * first ones did. */
+static void test_scale_to_zero_and_back_is_amortised(void **state)
+{
+    struct fixture *f = *state;
+    struct run_figures r;
+    fleet_up(f);
+    put_service(f, "fleet", 0, false);
+    run_begin(f, &r);
+    settle(f);
+    run_end(f, &r, "scale to 0");
+    assert_int_equal(live_of(f, "fleet"), 0);
+    assert_int_equal(r.b.sched_rebuilds, r.a.sched_rebuilds);
+    assert_true(r.b.walks - r.a.walks <= 2);
+    assert_true(r.b.backlog_actions - r.a.backlog_actions >= FLEET_TASKS / 2);
+    assert_true(r.b.tasks_decoded - r.a.tasks_decoded <= 2 * FLEET_TASKS + 2000);
+    assert_int_equal(r.b.task_writes - r.a.task_writes, FLEET_TASKS);
+    assert_true(r.b.max_pass_writes <= PASS_WRITES_BUDGET);
+    put_service(f, "fleet", FLEET_TASKS, false);
+    run_begin(f, &r);
+    settle(f);
+    run_end(f, &r, "scale back up");
+    assert_int_equal(live_of(f, "fleet"), FLEET_TASKS);
+    /* Written once each, placed, with the view followed in place: the
+     * tasks spread evenly over the nodes as they did the first time. */
+    assert_int_equal(r.b.sched_rebuilds, r.a.sched_rebuilds);
+    assert_int_equal(r.b.task_writes - r.a.task_writes, FLEET_TASKS);
+    assert_int_equal(r.b.tasks_decoded, r.a.tasks_decoded);
+    char id[32];
+    for (int i = 0; i < FLEET_NODES; i += FLEET_NODES / 10) {
+        snprintf(id, sizeof id, "node%d", i);
+        assert_int_equal(tasks_on(f, "fleet", id), FLEET_TASKS / FLEET_NODES);
+    }
+}
+
+/* Chunks of work yield to the loop: a pass that leaves work and wrote
+ * nothing (warming the task cache of a large service whose walk outlasts
+ * the pass) runs the next chunk in a later loop turn, not in the same one
+ * (libuv before 1.45 runs a timer restarted with 0 ms from a timer callback
+ * again in the same turn: chained, the leader's turns lasted seconds). */
+static void test_chunks_yield_to_the_loop(void **state)
+{
+    struct fixture *f = *state;
+    struct swc_pipeline_stats a, b;
+    put_service(f, "huge", HUGE, true);
+    settle(f);
+    report_state(f, "huge", SWARMC__TASK_STATE__TASK_STATE_RUNNING); /* cache now stale */
+    settle(f);
+    f->delay_ms = 1; /* commits come in a later turn, as raft's do */
+    put_service(f, "huge", 0, false);
+    uint64_t most = 0;
+    uv_timer_start(&f->deadline, on_deadline, 20000, 0);
+    while (!f->timed_out && live_of(f, "huge") > 0) {
+        swc_pipeline_get_stats(f->p, &a);
+        uv_run(&f->loop, UV_RUN_ONCE);
+        swc_pipeline_get_stats(f->p, &b);
+        if (b.passes - a.passes > most) {
+            most = b.passes - a.passes;
+        }
+    }
+    uv_timer_stop(&f->deadline);
+    assert_false(f->timed_out);
+    /* UV_RUN_ONCE runs due timers before and after polling: 2 at most. */
+    printf("# most passes in one loop turn: %llu\n", (unsigned long long)most);
+    assert_true(most <= 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -710,6 +900,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_back_up_is_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_create_writes_each_task_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_pipelines_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace_on_down_nodes_is_amortised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_yield_to_the_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_to_zero_and_back_is_amortised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unplaceable_tasks_do_not_block_others, setup,
                                         teardown),
     };

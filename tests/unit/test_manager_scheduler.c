@@ -637,6 +637,37 @@ static void test_enomem_sweep(void **state)
     }
 }
 
+/* Releasing a task undoes its accounting: the memory it held is placed
+ * again on its node; a node with host ports in use, or a service with no
+ * task there, is refused (the caller then rebuilds its view). */
+static void test_release_frees_reservations(void **state)
+{
+    (void)state;
+    struct swc_sched_node *a = add_node("a", NULL);
+    struct swc_sched_task ts[3];
+    struct swc_sched_result rs[3];
+    for (int i = 0; i < 3; i++) {
+        ts[i] = mk_task("g", "mem");
+        ts[i].memory_bytes = 3 * GB;
+    }
+    assert_int_equal(swc_sched_place(S, ts, 3, NOW, rs), 0);
+    assert_non_null(rs[0].node_id);
+    assert_non_null(rs[1].node_id);
+    assert_null(rs[2].node_id); /* 8 GB: two of 3 GB fit */
+    swc_sched_results_clear(rs, 3);
+    assert_int_equal(swc_sched_node_release(a, "other", 0, 3 * GB), SWC_ENOENT);
+    assert_int_equal(swc_sched_node_release(a, "mem", 0, 3 * GB), 0);
+    assert_int_equal(a->reserved_memory, 3 * GB);
+    assert_int_equal(a->ntasks, 1);
+    assert_int_equal(swc_sched_node_service_tasks(a, "mem"), 1);
+    assert_int_equal(swc_sched_place(S, ts, 1, NOW, rs), 0);
+    assert_non_null(rs[0].node_id); /* fits again */
+    swc_sched_results_clear(rs, 1);
+    struct swc_sched_port port = {8080, SWARMC__PORT_PROTOCOL__PORT_PROTOCOL_TCP};
+    assert_int_equal(swc_sched_node_account(a, "web", 0, 0, &port, 1), 0);
+    assert_int_equal(swc_sched_node_release(a, "web", 0, 0), SWC_ENOTSUP);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -649,6 +680,7 @@ int main(void)
         T(test_group_1000_on_10),
         T(test_filter_ready_active),
         T(test_filter_resources),
+        T(test_release_frees_reservations),
         T(test_filter_constraints_platform),
         T(test_filter_host_ports),
         T(test_max_replicas),
