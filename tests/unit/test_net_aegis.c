@@ -27,6 +27,7 @@
 #include "net/aegis.h"
 #include "net/cert.h"
 #include "net/secchan.h"
+#include "test_net_util.h"
 
 #define NOW     (1700000000LL * SWC_NS_PER_SEC)
 #define DAY     (86400LL * SWC_NS_PER_SEC)
@@ -210,22 +211,7 @@ static struct swc_identity server_id, client_id;
 
 static void make_identity(struct swc_identity *id, const char *node, int role)
 {
-    struct swc_cert c;
-    struct swc_buf b;
-    memset(id, 0, sizeof *id);
-    memset(&c, 0, sizeof c);
-    swc_keypair_new(id->public_key, id->secret_key);
-    strcpy(c.node_id, node);
-    strcpy(c.cluster_id, CLUSTER);
-    c.role = role;
-    memcpy(c.public_key, id->public_key, SWC_SIGN_PK_LEN);
-    c.not_after = NOW + 90 * DAY;
-    assert_int_equal(swc_cert_sign(&c, ca_sk), 0);
-    swc_buf_init(&b);
-    assert_int_equal(swc_cert_encode(&c, &b), 0);
-    memcpy(id->cert, b.data, b.len);
-    id->cert_len = b.len;
-    swc_buf_free(&b);
+    swc_test_identity(id, node, role, CLUSTER, NOW + 90 * DAY, ca_sk);
 }
 
 static int setup(void **state)

@@ -20,6 +20,7 @@
 #include "net/aegis.h"
 #include "net/cert.h"
 #include "net/secchan.h"
+#include "test_net_util.h"
 
 #define NOW     (1700000000LL * SWC_NS_PER_SEC)
 #define DAY     (86400LL * SWC_NS_PER_SEC)
@@ -32,23 +33,7 @@ static uint8_t other_pk[SWC_SIGN_PK_LEN], other_sk[SWC_SIGN_SK_LEN];
 static void make_identity(struct swc_identity *id, const char *node, int role, const char *cluster,
                           int64_t not_after, const uint8_t *signer_sk)
 {
-    struct swc_cert c;
-    struct swc_buf b;
-    memset(id, 0, sizeof *id);
-    memset(&c, 0, sizeof c);
-    swc_keypair_new(id->public_key, id->secret_key);
-    strcpy(c.node_id, node);
-    strcpy(c.cluster_id, cluster);
-    c.role = role;
-    memcpy(c.public_key, id->public_key, SWC_SIGN_PK_LEN);
-    c.not_after = not_after;
-    assert_int_equal(swc_cert_sign(&c, signer_sk), 0);
-    swc_buf_init(&b);
-    assert_int_equal(swc_cert_encode(&c, &b), 0);
-    assert_true(b.len <= SWC_CERT_MAX_LEN);
-    memcpy(id->cert, b.data, b.len);
-    id->cert_len = b.len;
-    swc_buf_free(&b);
+    swc_test_identity(id, node, role, cluster, not_after, signer_sk);
 }
 
 struct pair {

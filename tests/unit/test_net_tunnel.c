@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "net/cert.h"
 #include "net/tunnel.h"
+#include "test_net_util.h"
 
 static uv_loop_t loop;
 static uv_timer_t tick;
@@ -43,22 +44,7 @@ static void tick_cb(uv_timer_t *t)
 
 static void make_identity(struct swc_identity *id, const char *node, int role)
 {
-    memset(id, 0, sizeof *id);
-    swc_keypair_new(id->public_key, id->secret_key);
-    struct swc_cert c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.node_id, sizeof c.node_id, "%s", node);
-    snprintf(c.cluster_id, sizeof c.cluster_id, "cl1");
-    c.role = role;
-    memcpy(c.public_key, id->public_key, SWC_SIGN_PK_LEN);
-    c.not_after = swc_now_wall() + 3600 * SWC_NS_PER_SEC;
-    assert_int_equal(swc_cert_sign(&c, ca_sk), 0);
-    struct swc_buf b;
-    swc_buf_init(&b);
-    assert_int_equal(swc_cert_encode(&c, &b), 0);
-    memcpy(id->cert, b.data, b.len);
-    id->cert_len = b.len;
-    swc_buf_free(&b);
+    swc_test_identity(id, node, role, "cl1", swc_now_wall() + 3600 * SWC_NS_PER_SEC, ca_sk);
 }
 
 static void cfg_for(struct swc_secchan_config *c, const struct swc_identity *id, bool client)
