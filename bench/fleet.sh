@@ -50,6 +50,7 @@ start_mgr() { # I [join]
   local i=$1 dir=$BASE/m$1 port
   [ "${2:-}" = keep ] || { rm -rf "$dir"; mkdir -p "$dir"; }
   port=${MPORT[$i]:-$(free_port)}
+  PORTS_TAKEN="$PORTS_TAKEN $port"
   "$SWARMC" daemon --state-dir "$dir" --socket "$dir/ctl.sock" --listen "127.0.0.1:$port" \
     --advertise-addr "127.0.0.1:$port" --docker "unix://$DSOCK" --executor sim >>"$dir/daemon.log" 2>&1 &
   MPID[$i]=$!

@@ -67,7 +67,10 @@ wait_for() {
 }
 
 # A free port P whose P+1 is free too (raft listens on the cluster port + 1).
-free_port() { python3 "$ROOT/scripts/free-port"; }
+# Clear of the pairs handed out earlier in this run (bound only at init):
+# callers add the port they keep to PORTS_TAKEN ($(...) runs in a subshell).
+PORTS_TAKEN=""
+free_port() { SWARMC_PORTS_TAKEN="$PORTS_TAKEN" python3 "$ROOT/scripts/free-port"; }
 
 # --- swarmc daemons ---------------------------------------------------------
 
@@ -79,6 +82,7 @@ swc_start() {
   local dir=$1; shift
   rm -rf "$dir" && mkdir -p "$dir"
   SWC_PORT=$(free_port)
+  PORTS_TAKEN="$PORTS_TAKEN $SWC_PORT"
   SWC_SOCK=$dir/ctl.sock
   "$SWARMC" daemon --state-dir "$dir" --socket "$SWC_SOCK" --listen "127.0.0.1:$SWC_PORT" \
     --advertise-addr "127.0.0.1:$SWC_PORT" --docker "unix://$DSOCK" "$@" >"$dir/daemon.log" 2>&1 &

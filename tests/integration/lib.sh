@@ -1,7 +1,8 @@
 # Shared helpers for the integration tests (sourced). They drive real
 # `swarmc daemon` processes on 127.0.0.1 with temporary state and a real
 # Docker engine (DOCKER_HOST, set by scripts/test). Waits are conditions
-# with deadlines, never fixed sleeps.
+# with deadlines, never fixed sleeps. IT_KEEP=DIR copies the test's state
+# dirs and daemon logs to DIR when it ends (to look at a failure).
 set -euo pipefail
 
 SWARMC=${SWARMC:?SWARMC must point at the swarmc binary (ctest sets it)}
@@ -59,8 +60,13 @@ wait_until() {
   done
 }
 
-# A free port P whose P+1 is free too (raft listens on the cluster port + 1).
-free_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free-port"; }
+# A free port P whose P+1 is free too (raft listens on the cluster port + 1),
+# clear of the pairs this test has already handed out (they are bound only
+# at init, so a plain bind check cannot see them).
+PORTS_TAKEN=""
+free_port() {
+  SWARMC_PORTS_TAKEN="$PORTS_TAKEN" python3 "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free-port"
+}
 
 # start_daemon NAME [extra daemon args]: starts a daemon with its own state
 # dir and control socket; sets NAME_SOCK and NAME_PORT.
@@ -69,6 +75,7 @@ start_daemon() {
   local dir=$TMP/$name port
   mkdir -p "$dir"
   port=$(free_port)
+  PORTS_TAKEN="$PORTS_TAKEN $port"
   "$SWARMC" daemon --state-dir "$dir" --socket "$dir/ctl.sock" --listen "127.0.0.1:$port" \
     --advertise-addr "127.0.0.1:$port" --docker "unix://$DOCKER_SOCK" "$@" >"$dir/daemon.log" 2>&1 &
   PIDS+=($!)
@@ -105,7 +112,7 @@ cleanup() {
       docker_api -X DELETE "http://localhost/v1.41/containers/$id?force=1" >/dev/null || true
     done
   done
-  rm -rf "$TMP"
+  [ -z "${IT_KEEP:-}" ] || cp -r "$TMP" "$IT_KEEP"; rm -rf "$TMP"
   exit $rc
 }
 trap cleanup EXIT

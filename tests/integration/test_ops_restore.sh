@@ -48,7 +48,19 @@ AFTER_INS=$(inspect_view "$b_SOCK")
 [ "$AFTER_INS" = "$BEFORE_INS" ] || fail "inspect differs: $(diff <(echo "$BEFORE_INS") <(echo "$AFTER_INS"))"
 
 log "b is a working cluster: the restored services run on it"
-web_running() { "$SWARMC" -H "$b_SOCK" service ls | grep -E '^[a-z0-9]+ +web ' | grep -q ' 3/3 '; }
-wait_until 30 "web 3/3 on b" web_running
+# 3/3 counts tasks wherever they run: the restored ones sit on a's node,
+# which is down on b, so ask for three running on b's own node
+B_NODE=$("$SWARMC" -H "$b_SOCK" node ls | awk '$2 == "*" {print $3}')
+[ -n "$B_NODE" ] || fail "b's node is not in node ls"
+web_running() {
+  "$SWARMC" -H "$b_SOCK" service ls | grep -E '^[a-z0-9]+ +web ' | grep -q ' 3/3 ' &&
+    [ "$("$SWARMC" -H "$b_SOCK" service ps web | awk -v n="$B_NODE" '$4 == n && $5 == "Running" && $6 == "Running"' | wc -l)" = 3 ]
+}
+if ! (wait_until 30 "web 3/3 on b" web_running); then
+  "$SWARMC" -H "$b_SOCK" node ls >&2
+  "$SWARMC" -H "$b_SOCK" service ps web >&2
+  "$SWARMC" -H "$b_SOCK" service inspect web | grep -A6 '"update_status"' >&2
+  fail "web did not run on b"
+fi
 "$SWARMC" -H "$b_SOCK" service scale web=1 >/dev/null || fail "scale on b"
 log "ok"
