@@ -5,7 +5,10 @@
  * round trip when the image is present, which is always used as is); only
  * when the engine answers 404 (no such image) does it pull the image and
  * create again. On a name conflict it inspects the existing container and
- * adopts it when it carries the same task id label. Lifecycle events come
+ * adopts it when it carries the same task id label. With network mode
+ * "none" the container is created with NetworkDisabled, as swarm mode does
+ * for a task without networks (no libnetwork sandbox: a much cheaper start,
+ * same loopback-only container). Lifecycle events come
  * from ONE long-lived /events stream filtered to our node's containers and
  * to die/oom/health_status/destroy (health probes would otherwise flood it
  * with exec events); it reconnects with `since` so nothing is missed across a
@@ -290,6 +293,15 @@ static char *create_body(struct docker *d, const Swarmc__Task *t, struct swc_err
     }
     if (d->network_mode != NULL && d->network_mode[0]) {
         json_object_set_new(hc, "NetworkMode", json_string(d->network_mode));
+    }
+    if (d->network_mode != NULL && strcmp(d->network_mode, "none") == 0) {
+        /* No network for the task: like swarm mode for a task without networks,
+         * tell the engine not to set up networking at all. The container still
+         * gets its own network namespace with only loopback (runc brings lo up),
+         * exactly what NetworkMode "none" gives, but without a libnetwork sandbox,
+         * whose namespace creation and OCI prestart hook each re-execute dockerd:
+         * measured here, that halved the cost of a container start. */
+        json_object_set_new(root, "NetworkDisabled", json_true());
     }
     json_object_set(root, "HostConfig", hc);
     out = json_dumps(root, JSON_COMPACT);

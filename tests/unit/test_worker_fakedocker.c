@@ -835,10 +835,39 @@ static void test_create_body(void **state)
     assert_non_null(strstr(fk.last_create, "\"swarmc.node.id\":\"fakenode\""));
     assert_non_null(strstr(fk.last_create, "\"swarmc.task.id\":\"" TASK_ID "\""));
     assert_non_null(strstr(fk.last_create, "\"NetworkMode\":\"none\""));
+    /* no network: like swarm mode, no libnetwork sandbox at all */
+    assert_non_null(strstr(fk.last_create, "\"NetworkDisabled\":true"));
     assert_non_null(strstr(fk.last_create, "\"Init\":true"));
     assert_non_null(strstr(fk.last_create, "\"StopSignal\":\"SIGINT\""));
     assert_non_null(strstr(fk.last_create, "\"StopTimeout\":10"));
     pthread_mutex_unlock(&fk.mu);
+}
+
+static void test_create_body_network(void **state)
+{
+    /* a node whose containers get a real network keeps the engine's
+     * networking: only network mode "none" disables it */
+    struct fx *f = *state;
+    struct opres r = {0};
+    struct swc_exec *ex;
+    struct swc_docker_config dc = {.loop = &f->loop,
+                                   .socket_path = fk.path,
+                                   .node_id = "othernode",
+                                   .network_mode = "bridge",
+                                   .no_events = true};
+    struct swc_err err = {0};
+    Swarmc__Task *t = new_task();
+    assert_int_equal(swc_docker_init(&ex, &dc, &err), 0);
+    assert_int_equal(ex->ops->prepare(ex, t, op_cb, &r), 0);
+    assert_true(run_until(f, op_done, &r, 5000));
+    assert_int_equal(r.code, 0);
+    pthread_mutex_lock(&fk.mu);
+    assert_non_null(strstr(fk.last_create, "\"swarmc.node.id\":\"othernode\""));
+    assert_non_null(strstr(fk.last_create, "\"NetworkMode\":\"bridge\""));
+    assert_null(strstr(fk.last_create, "NetworkDisabled"));
+    pthread_mutex_unlock(&fk.mu);
+    ex->ops->close(ex, exec_closed);
+    swarmc__task__free_unpacked(t, &swc_pb_allocator);
 }
 
 static void test_engine_gone(void **state)
@@ -988,6 +1017,7 @@ int main(void)
         T(test_logs_demux),
         T(test_describe_and_errors),
         T(test_create_body),
+        T(test_create_body_network),
         T(test_engine_gone),
         T(test_engine_refused),
         T(test_logs_chunked_close_midway),
