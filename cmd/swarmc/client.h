@@ -19,6 +19,12 @@
 
 struct swc_rpc_conn;
 
+/* A decoder for arena replies that fills only what its caller reads (see
+ * wire.h); NULL = not this reply's kind or unexpected bytes. */
+typedef ProtobufCMessage *(*swc_client_unpack_fn)(const ProtobufCMessageDescriptor *desc,
+                                                  ProtobufCAllocator *a, size_t len,
+                                                  const uint8_t *data);
+
 struct swc_client {
     uv_loop_t loop;
     struct swc_rpc_conn *conn;
@@ -28,6 +34,8 @@ struct swc_client {
      * Only for replies nobody edits: the spec editors free and grow the
      * fields of a reply they change, which an arena cannot take. */
     bool arena_replies;
+    /* With arena_replies: try this decoder first (protobuf-c if it fails). */
+    swc_client_unpack_fn unpack;
 };
 
 /* Default control socket (SWARMC_HOST overrides, -H overrides both). */

@@ -79,6 +79,18 @@ void swc_table_init(struct swc_table *t, size_t ncols, const char *const *header
     swc_table_add(t, header);
 }
 
+void swc_table_reserve(struct swc_table *t, size_t rows, size_t text_bytes)
+{
+    if (rows > t->cap_rows) {
+        t->cap_rows = rows;
+        t->cells = xrealloc(t->cells, t->cap_rows * t->ncols * sizeof *t->cells);
+    }
+    if (text_bytes > t->text_cap) {
+        t->text_cap = text_bytes;
+        t->text = xrealloc(t->text, t->text_cap);
+    }
+}
+
 /* Display width: count UTF-8 code points, not bytes ("\_" is ASCII). */
 static size_t text_width(const char *s)
 {
@@ -115,15 +127,19 @@ void swc_table_add(struct swc_table *t, const char *const *cells)
     t->nrows++;
 }
 
-char *swc_table_render(const struct swc_table *t)
+/* Render t into a string, or with f into f through a small buffer (a
+ * 10,000-row table is a megabyte: building it whole only to copy it to
+ * stdout cost page faults, which are slow on these VMs). */
+static char *table_out(const struct swc_table *t, FILE *f)
 {
+    enum { FLUSH_AT = 64 * 1024 };
     struct sbuf b = {0};
     size_t line = 0;
     for (size_t c = 0; c < t->ncols; c++) {
         line += t->width[c] + 3;
     }
     /* one allocation for the whole output in the common (ASCII) case */
-    b.cap = t->text_len + t->nrows * (line + 1) + 1;
+    b.cap = f != NULL ? FLUSH_AT + line + 4096 : t->text_len + t->nrows * (line + 1) + 1;
     b.p = xrealloc(NULL, b.cap);
     b.p[0] = '\0';
     for (size_t r = 0; r < t->nrows; r++) {
@@ -147,8 +163,26 @@ char *swc_table_render(const struct swc_table *t)
             b.p[--b.len] = '\0';
         }
         sb_putn(&b, "\n", 1);
+        if (f != NULL && (b.len >= FLUSH_AT || r + 1 == t->nrows)) {
+            fwrite(b.p, 1, b.len, f);
+            b.len = 0;
+        }
+    }
+    if (f != NULL) {
+        swc_free(b.p);
+        return NULL;
     }
     return sb_take(&b);
+}
+
+char *swc_table_render(const struct swc_table *t)
+{
+    return table_out(t, NULL);
+}
+
+void swc_table_write(const struct swc_table *t, FILE *f)
+{
+    table_out(t, f);
 }
 
 void swc_table_free(struct swc_table *t)
@@ -536,6 +570,9 @@ char *swc_out_service_ls(const Swarmc__ListServicesResponse *r, const struct swc
         out = sb_take(&b);
     } else if (arr != NULL) {
         out = json_lines(arr);
+    } else if (o->stream != NULL) {
+        swc_table_write(&t, o->stream);
+        out = xstrdup("");
     } else {
         out = swc_table_render(&t);
     }
@@ -625,6 +662,10 @@ char *swc_out_service_ps(const Swarmc__ListTasksResponse *r, const struct swc_ou
     }
     for (size_t i = 0; i < r->n_tasks; i++) {
         const Swarmc__Task *tk = r->tasks[i];
+        if (o->n_filters == 0) {
+            tasks[n++] = tk; /* no name to format, no node to look up */
+            continue;
+        }
         const char *ds[] = {swc_out_task_state_lc(tk->desired_state)};
         const char *nd[] = {tk->node_id, node_name(r, nodes, tk->node_id)};
         const char *ids[] = {tk->id};
@@ -638,6 +679,9 @@ char *swc_out_service_ps(const Swarmc__ListTasksResponse *r, const struct swc_ou
     }
     qsort(tasks, n, sizeof *tasks, task_cmp);
     swc_table_init(&t, 8, hdr);
+    if (!o->quiet && arr == NULL) {
+        swc_table_reserve(&t, n + 1, (n + 1) * 128); /* ~110 bytes a row: no regrowing */
+    }
     for (size_t i = 0; i < n; i++) {
         const Swarmc__Task *tk = tasks[i];
         const Swarmc__TaskStatus *st = tk->status;
@@ -701,6 +745,9 @@ char *swc_out_service_ps(const Swarmc__ListTasksResponse *r, const struct swc_ou
         out = sb_take(&b);
     } else if (arr != NULL) {
         out = json_lines(arr);
+    } else if (o->stream != NULL) {
+        swc_table_write(&t, o->stream);
+        out = xstrdup("");
     } else {
         out = swc_table_render(&t);
     }

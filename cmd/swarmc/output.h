@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -35,12 +36,19 @@ struct swc_table {
 /* Start a table with a header row of ncols cells (copied). */
 void swc_table_init(struct swc_table *t, size_t ncols, const char *const *header);
 
+/* Make room for rows rows and text_bytes bytes of cells in all (a hint:
+ * the table still grows past it), so a long table is not regrown. */
+void swc_table_reserve(struct swc_table *t, size_t rows, size_t text_bytes);
+
 /* Append a row of ncols cells (copied; NULL is an empty cell). */
 void swc_table_add(struct swc_table *t, const char *const *cells);
 
 /* Render: each column padded to its widest cell plus 3 spaces, the last
  * column not padded, no trailing spaces, one line per row. Caller frees. */
 char *swc_table_render(const struct swc_table *t);
+
+/* The same text as swc_table_render, written to f piece by piece. */
+void swc_table_write(const struct swc_table *t, FILE *f);
 
 /* Free the cells. */
 void swc_table_free(struct swc_table *t);
@@ -53,6 +61,9 @@ struct swc_out_opts {
     char **filters; /* "key=value" strings (checked by swc_out_check_filters) */
     size_t n_filters;
     int64_t now_wall; /* for "5 seconds ago" */
+    /* When set, service ls/ps write a table here as it renders and return
+     * "" (JSON and -q still come back as strings). */
+    FILE *stream;
 };
 
 /* Kinds of list for swc_out_check_filters. */

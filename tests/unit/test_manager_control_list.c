@@ -2,7 +2,8 @@
  * (what `service ps` shows survives, the rest of the spec does not, the
  * reply still decodes with meta.version set) and the per-state task counts
  * of ListServicesRequest.state_counts (only the service's tasks, only the
- * states that occur, in state order).
+ * states that occur, in state order), and the replicas that ListServices
+ * reads from a stored service without decoding it.
  *
  * The helpers are static in src/manager/control.c, so this test includes
  * it (the library's copy of control.o is then never linked in). */
@@ -62,6 +63,10 @@ static void test_table_fields(void **state)
     assert_int_equal(t->spec->container->n_env, 0);
     assert_null(t->annotations);
     assert_int_equal(t->spec_version, 0);
+    /* of the status and the meta only what the table shows */
+    assert_string_equal(t->status->message, "");
+    assert_string_equal(t->status->container_id, "");
+    assert_int_equal(t->meta->updated_at, 0);
     swarmc__list_tasks_response__free_unpacked(r, &swc_pb_allocator);
 
     /* bytes cut in the middle of a field do not parse */
@@ -69,6 +74,39 @@ static void test_table_fields(void **state)
     swc_buf_free(&slim);
     swc_buf_free(&out);
     swc_store_destroy(s);
+}
+
+/* stored_replicas reads spec.replicated.replicas from a stored service's
+ * bytes, only in replicated mode (the mode oneof's last member wins). */
+static void test_stored_replicas(void **state)
+{
+    (void)state;
+    Swarmc__Service sv = SWARMC__SERVICE__INIT;
+    Swarmc__ServiceSpec sp = SWARMC__SERVICE_SPEC__INIT;
+    Swarmc__Annotations an = SWARMC__ANNOTATIONS__INIT;
+    Swarmc__ReplicatedService rep = SWARMC__REPLICATED_SERVICE__INIT;
+    Swarmc__GlobalService glob = SWARMC__GLOBAL_SERVICE__INIT;
+    uint8_t buf[512], two[1024];
+    uint64_t n = 0;
+    an.name = "web";
+    sp.annotations = &an;
+    sv.id = "s000000000000000000000001";
+    sv.spec = &sp;
+    sp.mode_case = SWARMC__SERVICE_SPEC__MODE_REPLICATED;
+    sp.replicated = &rep;
+    rep.replicas = 300;
+    size_t len = swarmc__service__pack(&sv, buf);
+    assert_true(stored_replicas(buf, len, &n));
+    assert_int_equal(n, 300);
+    /* a later spec with a global mode wins (a parser merges the two specs) */
+    sp.mode_case = SWARMC__SERVICE_SPEC__MODE_GLOBAL;
+    sp.global = &glob;
+    memcpy(two, buf, len);
+    size_t len2 = swarmc__service__pack(&sv, two + len);
+    assert_false(stored_replicas(two, len + len2, &n));
+    assert_false(stored_replicas(two + len, len2, &n));
+    /* cut bytes do not parse */
+    assert_false(stored_replicas(buf, len - 1, &n));
 }
 
 static void test_state_counts(void **state)
@@ -136,6 +174,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_fields),
+        cmocka_unit_test(test_stored_replicas),
         cmocka_unit_test(test_state_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
