@@ -116,6 +116,9 @@ struct child {
 
 static struct child ch;
 
+/* Forked nodes turn early election off (the A/B line of the failover). */
+static bool fo_early_off;
+
 /* Measurement mode of a forked leader (node 0 once formed): 1 = throughput
  * then latency, reported over the pipe as "T <obj/s>" and "P <p50 us> <p99 us>". */
 static int child_mode;
@@ -277,6 +280,7 @@ static void child_main(struct th_cluster *c, int idx, bool bootstrap, int fd)
     cfg.fsm.restore = th_restore;
     cfg.on_leader = child_on_leader;
     cfg.cb_data = n;
+    cfg.early_election_off = fo_early_off;
     if (swc_raft_init(&c->loop, &cfg, &n->r, &err) != 0 ||
         (bootstrap && swc_raft_bootstrap(n->r) != 0) || swc_raft_start(n->r) != 0) {
         _exit(2);
@@ -368,7 +372,7 @@ static void run_forked_throughput(int runs)
     }
 }
 
-static void run_failover(int runs)
+static void run_failover(int runs, const char *label)
 {
     struct th_cluster c;
     pid_t pids[3];
@@ -439,8 +443,9 @@ out:
     close(pfd[1]);
     if (done > 0) {
         double med = pct(fo, done, 0.5), p99 = pct(fo, done, 0.99);
-        printf("%-44s median %10.1f  p99 %10.1f  min %10.1f  max %10.1f ms (%d runs)\n",
-               "failover kill -9 leader -> new leader commit", med, p99, fo[0], fo[done - 1], done);
+        printf("%-44s median %10.1f  p99 %10.1f  min %10.1f  max %10.1f ms (%d runs)\n", label, med,
+               p99, fo[0], fo[done - 1], done);
+        fflush(stdout);
     }
     free(fo);
     char cmd[256];
@@ -459,11 +464,18 @@ int main(int argc, char **argv)
         run_logmem(runs);
         return 0;
     }
-    if (getenv("BENCH_ONLY_FORKED") == NULL) {
+    if (getenv("BENCH_ONLY_FORKED") == NULL && getenv("BENCH_ONLY_FAILOVER") == NULL) {
         run_inprocess(runs);
     }
-    run_forked_throughput(runs);
-    run_failover(fo_runs);
+    if (getenv("BENCH_ONLY_FAILOVER") == NULL) {
+        run_forked_throughput(runs);
+    }
+    /* side by side on the same machine state: without, then with early
+     * election (a kill -9 closes the leader's sockets at once) */
+    fo_early_off = true;
+    run_failover(fo_runs, "failover kill -9 leader, early election off");
+    fo_early_off = false;
+    run_failover(fo_runs, "failover kill -9 leader -> new leader commit");
     return 0;
 }
 

@@ -332,6 +332,10 @@ int swc_manager_start(struct swc_manager **out, const struct swc_manager_config 
     rc.fsm.restore = fsm_restore;
     rc.on_leader = on_leader;
     rc.cb_data = m;
+    /* Early election (raft.h) is on; SWARMC_RAFT_EARLY_ELECTION=0 turns it
+     * off, to compare failover times with the same binary. */
+    const char *early = getenv("SWARMC_RAFT_EARLY_ELECTION");
+    rc.early_election_off = early != NULL && strcmp(early, "0") == 0;
     if (cfg->client_secure != NULL && cfg->raft_server_secure != NULL) {
         /* Raft traffic goes through the secure channel, managers only. */
         struct swc_secchan_config cc = *cfg->client_secure, sc = *cfg->raft_server_secure;

@@ -16,6 +16,27 @@
  * called. Losing leadership fails queued proposals with SWC_ELEADERLOST
  * (raft fails the in-flight ones itself) and calls on_leader(false).
  *
+ * Early election: the kill -9 of a leader closes its sockets at once, so a
+ * follower reads EOF on the leader's connection within a millisecond but
+ * would still wait its randomized election timeout (500-1000 ms) before
+ * asking for votes. When that connection ends (transport.c reports it),
+ * the follower forgets its leader -- raft 0.15 refuses (pre-)votes while it
+ * knows one, so the other survivor must forget it too -- and moves its
+ * election timer's start back so it expires after a short delay that
+ * depends on its rank among the surviving voters (swc_raft_early_delay_ms):
+ * the lowest id goes first and each further rank 3/5 of an election timeout
+ * later, so two survivors never ask at once and split the vote. raft's next
+ * tick then starts the pre-vote. A candidate whose requests or answers were
+ * lost asks again about every other heartbeat until shortly before the next
+ * rank's turn: on a connection to a peer that restarted since we last wrote
+ * to it, raft's first write vanishes and the second fails, then raft
+ * reconnects. Only the timer's start moves: a heartbeat from a leader that
+ * is in fact alive resets it to the full timeout, and a pre-vote while the
+ * leader is alive is refused by the leader and by every follower that still
+ * hears from it, so a connection that merely drops and comes back deposes
+ * nobody. A host that vanishes without closing its sockets is left to the
+ * normal timeout.
+ *
  * Shutdown: swc_raft_close only sets a flag; the check handle calls
  * raft_close (never from inside a raft callback), raft's close callback
  * releases raft_uv and the transport, then our handles close and the owner's
@@ -364,6 +385,109 @@ static void observe(struct swc_raft *r)
     }
 }
 
+/* --- early election ------------------------------------------------------- */
+
+unsigned swc_raft_early_delay_ms(unsigned rank, unsigned election_ms, unsigned heartbeat_ms,
+                                 unsigned rnd)
+{
+    unsigned jitter = heartbeat_ms > 0 ? rnd % heartbeat_ms : 0;
+    return rank * (election_ms * 3 / 5) + jitter;
+}
+
+unsigned swc_raft_early_retry_until_ms(unsigned rank, unsigned election_ms, unsigned heartbeat_ms)
+{
+    unsigned end = (rank + 1) * (election_ms * 3 / 5);
+    unsigned margin = 2 * heartbeat_ms; /* a retry may wait one tick more */
+    return end > margin ? end - margin : 0;
+}
+
+/* Our place among the voters other than lost, by raft id (0 = lowest). */
+static unsigned voter_rank(struct swc_raft *r, uint64_t lost)
+{
+    unsigned rank = 0;
+    const struct raft_configuration *conf = &r->raft.configuration;
+    for (unsigned i = 0; i < conf->n; i++) {
+        const struct raft_server *s = &conf->servers[i];
+        if (s->role == RAFT_VOTER && s->id != lost && s->id < r->id) {
+            rank++;
+        }
+    }
+    return rank;
+}
+
+/* Forget the leader (raft refuses (pre-)votes while it knows one), unless
+ * a disk write of the leader's entries or snapshot is in flight: its
+ * completion answers the leader at current_leader's address, which must
+ * then still be there (early_step tries again). */
+static bool forget_leader(struct swc_raft *r)
+{
+    if (raft_last_index(&r->raft) > r->raft.last_stored || r->raft.snapshot.put.data != NULL) {
+        return false;
+    }
+    r->raft.follower_state.current_leader.id = 0;
+    if (r->raft.follower_state.current_leader.address != NULL) {
+        raft_free(r->raft.follower_state.current_leader.address);
+    }
+    r->raft.follower_state.current_leader.address = NULL;
+    return true;
+}
+
+void swc_raft_peer_lost(struct swc_raft *r, uint64_t id)
+{
+    if (r->early_off || !r->started || r->closing || raft_state(&r->raft) != RAFT_FOLLOWER ||
+        id == 0 || r->raft.follower_state.current_leader.id != id) {
+        return;
+    }
+    unsigned rank = voter_rank(r, id);
+    unsigned e = r->election_ms;
+    unsigned delay = swc_raft_early_delay_ms(rank, e, r->heartbeat_ms,
+                                             (unsigned)r->io.random(&r->io, 0, 1 << 30));
+    raft_time now = r->io.time(&r->io);
+    r->early_lost = id;
+    r->early_at = now;
+    r->early_until = swc_raft_early_retry_until_ms(rank, e, r->heartbeat_ms);
+    r->early_forget = !forget_leader(r);
+    r->stats.early_elections++;
+    if (delay < e) {
+        /* Re-randomize as raft would, then pretend the timer started long
+         * ago, so that it expires after delay. */
+        unsigned timeout = (unsigned)r->io.random(&r->io, (int)e, 2 * (int)e);
+        raft_time back = timeout - delay;
+        r->raft.follower_state.randomized_election_timeout = timeout;
+        r->raft.election_timer_start = now > back ? now - back : 0;
+    }
+    swc_infof(MOD, "manager %llu: connection to leader %llu closed, election in %u ms",
+              (unsigned long long)r->id, (unsigned long long)id, delay < e ? delay : e);
+    swc_raft_kick(r);
+}
+
+/* Each loop turn while an early election runs: forget the lost leader once
+ * no write is in flight, and when our (pre-)vote requests or their answers
+ * were lost -- the first message on a connection to a peer that restarted
+ * since we last wrote to it goes nowhere -- ask again after a short wait
+ * instead of the full election timeout, until the next rank's turn. */
+static void early_step(struct swc_raft *r)
+{
+    raft_time now = r->io.time(&r->io);
+    int st = raft_state(&r->raft);
+    if (st == RAFT_LEADER || r->closing || now - r->early_at >= r->early_until ||
+        (st == RAFT_FOLLOWER && r->raft.follower_state.current_leader.id != 0 &&
+         r->raft.follower_state.current_leader.id != r->early_lost)) {
+        r->early_at = 0;
+        return;
+    }
+    if (st == RAFT_FOLLOWER && r->early_forget &&
+        r->raft.follower_state.current_leader.id == r->early_lost) {
+        r->early_forget = !forget_leader(r);
+    }
+    unsigned retry = r->heartbeat_ms;
+    if (st == RAFT_CANDIDATE && now - r->raft.election_timer_start >= retry) {
+        unsigned timeout = r->raft.candidate_state.randomized_election_timeout;
+        r->raft.election_timer_start = now > timeout ? now - timeout : 0;
+        r->stats.early_retries++;
+    }
+}
+
 static void handle_close_cb(uv_handle_t *h)
 {
     struct swc_raft *r = h->data;
@@ -419,6 +543,9 @@ static void check_cb(uv_check_t *h)
     swc_raft_trim_run(r);
     if (r->started) {
         observe(r);
+        if (r->early_at != 0) {
+            early_step(r);
+        }
     }
     swc_raft_change_step(r);
     if (r->closing) {
@@ -511,6 +638,7 @@ int swc_raft_init(uv_loop_t *loop, const struct swc_raft_config *cfg, struct swc
     r->snap_trail_bytes = cfg->snapshot_trailing_bytes ? cfg->snapshot_trailing_bytes : 4u << 20;
     r->retry_ms = cfg->connect_retry_ms ? cfg->connect_retry_ms : 100;
     r->install_ms = cfg->install_snapshot_timeout_ms ? cfg->install_snapshot_timeout_ms : 5000;
+    r->early_off = cfg->early_election_off;
     if (cfg->data_key != NULL) {
         r->sealed = true;
         memcpy(r->key, cfg->data_key, SWC_RAFT_KEY_LEN);

@@ -134,6 +134,11 @@ struct swc_raft_config {
     const struct swc_raft_transport *transport;
     swc_raft_leader_cb on_leader; /* optional */
     void *cb_data;                /* passed to on_leader */
+    /* Early election is on by default: a follower whose connection to its
+     * leader ends (EOF or reset: the leader's process died) starts its
+     * election after a short delay instead of the full election timeout.
+     * true turns it off (benchmarks compare both). */
+    bool early_election_off;
 };
 
 #define SWC_RAFT_KEY_LEN 32
@@ -233,6 +238,8 @@ struct swc_raft_stats {
     uint64_t log_bytes;          /* bytes of entries applied since the last snapshot */
     uint64_t mem_entries;        /* entries raft holds in memory now */
     uint64_t mem_bytes;          /* their payload bytes */
+    uint64_t early_elections;    /* leader connection lost: election timer cut short */
+    uint64_t early_retries;      /* of those, candidacies restarted after lost answers */
 };
 void swc_raft_stats(struct swc_raft *r, struct swc_raft_stats *out);
 

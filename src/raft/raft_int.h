@@ -80,6 +80,10 @@ struct swc_raft {
     bool custom_transport;
     struct swc_raft_transport tops;
     raft_uv_accept_cb accept_cb;
+    /* Stock TCP transport, wrapped by r->transport so accepted streams can
+     * be watched for EOF (early election); its close callback. */
+    struct raft_uv_transport tcp;
+    raft_uv_transport_close_cb tcp_close_cb;
     struct swc_raft_connect *connects; /* handed to the owner, not yet delivered to raft */
     struct swc_raft_inbound *inbound;  /* accepted streams to deliver to raft */
     struct raft_fsm rfsm;
@@ -146,6 +150,16 @@ struct swc_raft {
     bool snap_forced; /* threshold lowered until the next snapshot */
     bool trim_due;    /* a snapshot compacted the log: return freed memory */
 
+    /* Early election (raft.c): off when the owner asked so; while one runs
+     * (early_at != 0, raft time of the loss), the lost leader, the offset
+     * from early_at after which we stop retrying, and whether the leader is
+     * still to be forgotten. */
+    bool early_off;
+    raft_time early_at;
+    uint64_t early_lost;
+    unsigned early_until;
+    bool early_forget;
+
     struct swc_err err;
     struct swc_raft_stats stats;
 };
@@ -167,6 +181,24 @@ void swc_raft_note_liveness(struct swc_raft *r);
 void swc_raft_change_step(struct swc_raft *r);
 void swc_raft_change_abort(struct swc_raft *r);
 bool swc_raft_change_has_work(struct swc_raft *r);
+
+/* Early election. The connection on which peer id sent to us ended with EOF
+ * or an error (transport.c watches every accepted stream): when id is our
+ * leader, cut the election timer short (raft.c). Called from a libuv read
+ * callback, never inside raft. */
+void swc_raft_peer_lost(struct swc_raft *r, uint64_t id);
+/* Pure: how long after losing its leader's connection a follower starts its
+ * election. rank is its place among the surviving voters by raft id (0 =
+ * lowest), rnd any random number. rank 0 waits [0, heartbeat) so its
+ * (pre-)vote requests find the others already leaderless; each further rank
+ * waits another 3/5 of the election timeout, so two survivors do not split
+ * the vote (rank 2 and up: the normal timeout is as soon). */
+unsigned swc_raft_early_delay_ms(unsigned rank, unsigned election_ms, unsigned heartbeat_ms,
+                                 unsigned rnd);
+/* Pure: until how long after the loss a candidate of this rank may repeat
+ * its requests: it stops two heartbeats before the next rank starts, so
+ * their requests never cross. */
+unsigned swc_raft_early_retry_until_ms(unsigned rank, unsigned election_ms, unsigned heartbeat_ms);
 
 /* The transport seam (see the top of this file). */
 int swc_raft_transport_init(struct swc_raft *r);

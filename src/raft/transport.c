@@ -7,7 +7,20 @@
  * check handle, never inside the owner's call, so neither side re-enters the
  * other. At close every pending connect is answered RAFT_CANCELED; a connect
  * the owner has not finished yet is detached (req->r = NULL) and freed when
- * the owner finishes it. */
+ * the owner finishes it.
+ *
+ * Watching for a dead leader: every stream raft accepts (custom or TCP; the
+ * stock TCP transport is wrapped for this) gets its read callback tapped
+ * once raft has started reading it. A read that ends with EOF or an error
+ * means the peer's process closed the connection (a kill -9 closes every
+ * socket at once) or the connection broke; the tap tells the adapter
+ * (swc_raft_peer_lost) and then hands the read to raft as before. A host
+ * that vanishes without closing sends nothing, so it is left to the
+ * election timeout. Outbound streams are not watched: raft never reads
+ * them, and a read error there would make libuv refuse raft's later writes
+ * synchronously, which raft 0.15 never recovers from. The tap table is global because libuv gives
+ * the callback only the stream, whose data pointer belongs to raft; an entry evicted from the full
+ * table only means that stream goes unwatched. */
 #include "raft/raft_int.h"
 
 #include <stdio.h>
@@ -35,6 +48,140 @@ struct swc_raft_inbound {
     uv_stream_t *stream;
     struct swc_raft_inbound *next;
 };
+
+/* ---- the tap on accepted streams ------------------------------------------------ */
+
+#define TAP_MAX 64
+
+struct tap {
+    uv_stream_t *s;
+    struct swc_raft *r;
+    uint64_t id;
+};
+
+static struct tap taps[TAP_MAX];
+static unsigned tap_next;
+static uv_read_cb raft_read_cb; /* raft's own read callback (one function for all) */
+
+static void tap_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread < 0) {
+        for (unsigned i = 0; i < TAP_MAX; i++) {
+            if (taps[i].s == s) {
+                struct swc_raft *r = taps[i].r;
+                uint64_t id = taps[i].id;
+                taps[i].s = NULL;
+                swc_raft_peer_lost(r, id);
+                break;
+            }
+        }
+    }
+    raft_read_cb(s, nread, buf);
+}
+
+/* Raft accepted stream s from peer id (and started reading it): tap it. */
+static void tap_add(struct swc_raft *r, uint64_t id, uv_stream_t *s)
+{
+    if (uv_is_closing((uv_handle_t *)s) || !uv_is_active((uv_handle_t *)s) || s->read_cb == NULL ||
+        s->read_cb == tap_read_cb) {
+        return;
+    }
+    if (raft_read_cb == NULL) {
+        raft_read_cb = s->read_cb;
+    } else if (s->read_cb != raft_read_cb) {
+        return;
+    }
+    unsigned slot = TAP_MAX;
+    for (unsigned i = 0; i < TAP_MAX; i++) {
+        if (taps[i].s == s || (slot == TAP_MAX && taps[i].s == NULL)) {
+            slot = i;
+            if (taps[i].s == s) {
+                break;
+            }
+        }
+    }
+    if (slot == TAP_MAX) {
+        slot = tap_next++ % TAP_MAX; /* evict: that stream goes unwatched */
+    }
+    taps[slot].s = s;
+    taps[slot].r = r;
+    taps[slot].id = id;
+    s->read_cb = tap_read_cb;
+}
+
+/* Forget r's streams (the adapter is closing; raft closes them). */
+static void tap_forget(struct swc_raft *r)
+{
+    for (unsigned i = 0; i < TAP_MAX; i++) {
+        if (taps[i].r == r) {
+            taps[i].s = NULL;
+            taps[i].r = NULL;
+        }
+    }
+}
+
+/* Hand an inbound stream to raft, then tap it. */
+static void deliver_accept(struct swc_raft *r, uint64_t id, const char *address, uv_stream_t *s)
+{
+    r->accept_cb(&r->transport, id, address, s);
+    if (!r->early_off) {
+        tap_add(r, id, s);
+    }
+}
+
+/* ---- the stock TCP transport, wrapped -------------------------------------------- */
+
+static void tcp_accept_cb(struct raft_uv_transport *t, raft_id id, const char *address,
+                          struct uv_stream_s *stream)
+{
+    struct swc_raft *r = t->data;
+    deliver_accept(r, id, address, stream);
+}
+
+static int wt_init(struct raft_uv_transport *t, raft_id id, const char *address)
+{
+    struct swc_raft *r = t->impl;
+    int rv = r->tcp.init(&r->tcp, id, address);
+    if (rv != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "%s", r->tcp.errmsg);
+    }
+    return rv;
+}
+
+static int wt_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    struct swc_raft *r = t->impl;
+    r->accept_cb = cb;
+    return r->tcp.listen(&r->tcp, tcp_accept_cb);
+}
+
+static int wt_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                      const char *address, raft_uv_connect_cb cb)
+{
+    struct swc_raft *r = t->impl;
+    int rv = r->tcp.connect(&r->tcp, req, id, address, cb);
+    if (rv != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "%s", r->tcp.errmsg);
+    }
+    return rv;
+}
+
+static void tcp_closed_cb(struct raft_uv_transport *t)
+{
+    struct swc_raft *r = t->data;
+    r->tcp_close_cb(&r->transport);
+}
+
+static void wt_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+    struct swc_raft *r = t->impl;
+    tap_forget(r);
+    r->accept_cb = NULL;
+    r->tcp_close_cb = cb;
+    r->tcp.close(&r->tcp, tcp_closed_cb);
+}
+
+/* ---- the custom transport ---------------------------------------------------------- */
 
 static void free_stream_cb(uv_handle_t *h)
 {
@@ -87,6 +234,7 @@ static int ct_connect(struct raft_uv_transport *t, struct raft_uv_connect *rreq,
 static void ct_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
     struct swc_raft *r = t->impl;
+    tap_forget(r);
     while (r->connects != NULL) {
         struct swc_raft_connect *req = r->connects;
         r->connects = req->next;
@@ -111,10 +259,19 @@ static void ct_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 int swc_raft_transport_init(struct swc_raft *r)
 {
     memset(&r->transport, 0, sizeof r->transport);
-    if (!r->custom_transport) {
-        return raft_uv_tcp_init(&r->transport, r->loop) != 0 ? SWC_ENOMEM : 0;
-    }
     r->transport.impl = r;
+    if (!r->custom_transport) {
+        memset(&r->tcp, 0, sizeof r->tcp);
+        if (raft_uv_tcp_init(&r->tcp, r->loop) != 0) {
+            return SWC_ENOMEM;
+        }
+        r->tcp.data = r;
+        r->transport.init = wt_init;
+        r->transport.listen = wt_listen;
+        r->transport.connect = wt_connect;
+        r->transport.close = wt_close;
+        return 0;
+    }
     r->transport.init = ct_init;
     r->transport.listen = ct_listen;
     r->transport.connect = ct_connect;
@@ -124,8 +281,9 @@ int swc_raft_transport_init(struct swc_raft *r)
 
 void swc_raft_transport_close(struct swc_raft *r)
 {
+    tap_forget(r);
     if (!r->custom_transport) {
-        raft_uv_tcp_close(&r->transport);
+        raft_uv_tcp_close(&r->tcp);
     }
 }
 
@@ -203,7 +361,7 @@ void swc_raft_transport_run(struct swc_raft *r)
     while (r->inbound != NULL && r->accept_cb != NULL) {
         struct swc_raft_inbound *in = r->inbound;
         r->inbound = in->next;
-        r->accept_cb(&r->transport, in->id, in->address, in->stream);
+        deliver_accept(r, in->id, in->address, in->stream);
         swc_free(in);
     }
 }

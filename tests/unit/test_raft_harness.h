@@ -60,6 +60,10 @@ struct th_cluster {
     long live0; /* swc_alloc_live() at init, for the leak check */
     bool pipes; /* custom transport: in-process socketpairs instead of TCP */
     int pipe_connects;
+    /* fd of the accepting end of the last pipe from node i to node j (-1:
+     * none yet), so a test can cut that connection */
+    int pipe_fd[TH_MAX][TH_MAX];
+    bool early_off; /* swc_raft_config.early_election_off for every node */
 };
 
 static TH_UNUSED uint64_t th_mix(uint64_t h, const void *p, size_t len)
@@ -160,6 +164,11 @@ static TH_UNUSED void th_cluster_init(struct th_cluster *c, int size)
         abort();
     }
     c->size = size;
+    for (int i = 0; i < TH_MAX; i++) {
+        for (int j = 0; j < TH_MAX; j++) {
+            c->pipe_fd[i][j] = -1;
+        }
+    }
     for (int i = 0; i < size; i++) {
         struct th_node *n = &c->n[i];
         n->c = c;
@@ -227,6 +236,7 @@ static int th_pipe_connect(void *data, uint64_t id, const char *address,
         return 0;
     }
     c->pipe_connects++;
+    c->pipe_fd[src->idx][dst->idx] = sv[1];
     swc_raft_connect_done(req, (uv_stream_t *)a, 0);
     return 0;
 }
@@ -248,6 +258,7 @@ static TH_UNUSED int th_start(struct th_cluster *c, int i, bool bootstrap, bool 
     cfg.snapshot_trailing_bytes = c->snap_trail_bytes;
     cfg.install_snapshot_timeout_ms = 1000;
     cfg.data_key = c->key;
+    cfg.early_election_off = c->early_off;
     if (c->pipes) {
         n->tp.data = n;
         n->tp.connect = th_pipe_connect;
