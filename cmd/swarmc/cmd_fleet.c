@@ -85,10 +85,17 @@ static void report_cb(uv_timer_t *t)
 {
     struct fleet_run *r = t->data;
     struct swc_fleet_stats st;
-    swc_fleet_stats(r->fleet, &st);
+    /* The cheap counters every tick; the walk of every node and task only
+     * for a line that prints them. */
+    swc_fleet_progress(r->fleet, &st);
     if (st.join_errors > 0 && st.joined == 0) {
         fprintf(stderr, "Error: fleet: %s\n", swc_fleet_error(r->fleet));
         stop(r, SWC_EXIT_FAIL);
+        return;
+    }
+    bool line = r->status_now ||
+                (r->reported_up && swc_now_mono() - r->last_line_ns >= 60 * SWC_NS_PER_SEC);
+    if (r->reported_up && !line) {
         return;
     }
     double rss = rss_bytes();
@@ -98,12 +105,12 @@ static void report_cb(uv_timer_t *t)
                "base)\n",
                st.nodes, (double)st.all_up_ns / 1e9, rss / (1024.0 * 1024.0),
                (rss - r->rss_base) / 1024.0 / (double)st.nodes, r->rss_base / (1024.0 * 1024.0));
-        uv_timer_set_repeat(&r->report, 1000); /* stats walk every node and task */
+        uv_timer_set_repeat(&r->report, 1000); /* cheap: the walk is per printed line */
         fflush(stdout);
         r->last_line_ns = swc_now_mono();
-    } else if (r->status_now ||
-               (r->reported_up && swc_now_mono() - r->last_line_ns >= 60 * SWC_NS_PER_SEC)) {
+    } else if (line) {
         r->status_now = false;
+        swc_fleet_stats(r->fleet, &st);
         printf("fleet: %zu/%zu nodes connected (%zu joined), %zu tasks (%zu running), %zu "
                "statuses unacknowledged, RSS %.1f MiB\n",
                st.connected, st.nodes, st.joined, st.tasks, st.running, st.pending,

@@ -12,6 +12,10 @@
 /* Write a new random id and its NUL into out (SWC_ID_LEN + 1 bytes). */
 void swc_id_new(char out[SWC_ID_LEN + 1]);
 
+/* Write n new random ids into out[0..n-1], drawing the randomness for many of
+ * them at once (one system call per 64 ids instead of one per id). */
+void swc_id_new_n(char (*out)[SWC_ID_LEN + 1], size_t n);
+
 /* True when s looks like an id (length and alphabet). */
 bool swc_id_valid(const char *s);
 

@@ -131,6 +131,12 @@ size_t swc_dispatcher_parked(const struct swc_dispatcher *d);
 uint64_t swc_dispatcher_admitted_late(const struct swc_dispatcher *d);
 /* Nodes this dispatcher found past their heartbeat grace and marked down. */
 uint64_t swc_dispatcher_marked_down(const struct swc_dispatcher *d);
+/* The encoded task data (len bytes) with its status (field 11) replaced by
+ * the encoded TaskStatus st (stlen bytes), without decoding the task: the
+ * same bytes as decoding, setting status and encoding again. A new buffer
+ * (swc_free) and its length in *out_len, or NULL (malformed data, no memory). */
+uint8_t *swc_dispatcher_task_with_status(const uint8_t *data, size_t len, const uint8_t *st,
+                                         size_t stlen, size_t *out_len);
 /* How many times check_nodes looked for expired sessions, and how many
  * sessions it visited doing so (only those past their grace, oldest first). */
 void swc_dispatcher_scan_stats(const struct swc_dispatcher *d, uint64_t *scans, uint64_t *visits);

@@ -1199,8 +1199,8 @@ static bool apply_backlog(struct writer *w, struct svc_state *ss, const Swarmc__
             create_task(w, svc, ss, ss->backlog[ss->backlog_pos++], NULL, ss->backlog_iter, now);
             continue;
         }
+        swc_id_new_n(ids, m);
         for (size_t i = 0; i < m; i++) {
-            swc_id_new(ids[i]);
             sts[i] = tmpl;
             sts[i].id = ids[i];
         }

@@ -551,13 +551,18 @@ nomem:
     return swc_err_set(err, SWC_ENOMEM, "fleet: out of memory");
 }
 
-void swc_fleet_stats(const struct swc_fleet *f, struct swc_fleet_stats *out)
+void swc_fleet_progress(const struct swc_fleet *f, struct swc_fleet_stats *out)
 {
     memset(out, 0, sizeof *out);
     out->nodes = f->nnodes;
     out->joined = f->joined;
     out->join_errors = f->join_errors;
     out->all_up_ns = f->all_up_ns;
+}
+
+void swc_fleet_stats(const struct swc_fleet *f, struct swc_fleet_stats *out)
+{
+    swc_fleet_progress(f, out);
     for (size_t i = 0; i < f->nnodes; i++) {
         const struct fleet_node *n = &f->nodes[i];
         if (n->agent != NULL && swc_agent_connected(n->agent)) {

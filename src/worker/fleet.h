@@ -58,6 +58,10 @@ int swc_fleet_start(uv_loop_t *loop, const struct swc_fleet_config *cfg, struct 
 /* Fill out with the current progress (walks every node: O(nodes)). */
 void swc_fleet_stats(const struct swc_fleet *f, struct swc_fleet_stats *out);
 
+/* Fill only the counters that cost nothing to read (nodes, joined,
+ * join_errors, all_up_ns; the rest zero): for a caller polling often. */
+void swc_fleet_progress(const struct swc_fleet *f, struct swc_fleet_stats *out);
+
 /* The first permanent join error ("" when none). */
 const char *swc_fleet_error(const struct swc_fleet *f);
 
