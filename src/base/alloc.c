@@ -17,7 +17,8 @@
 
 static atomic_long n_allocs;
 static atomic_long n_live;
-static atomic_long fail_at; /* absolute allocation number that fails, 0 = off */
+static atomic_size_t n_freed; /* bytes freed since the last trim (glibc only) */
+static atomic_long fail_at;   /* absolute allocation number that fails, 0 = off */
 static atomic_int fail_sticky;
 
 static int should_fail(void)
@@ -62,7 +63,15 @@ void *swc_realloc(void *ptr, size_t size)
     if (should_fail()) {
         return NULL;
     }
+#if defined(__GLIBC__)
+    size_t old = ptr != NULL ? malloc_usable_size(ptr) : 0;
+#endif
     void *p = realloc(ptr, size == 0 ? 1 : size);
+#if defined(__GLIBC__)
+    if (p != NULL && p != ptr && old > 0) {
+        atomic_fetch_add_explicit(&n_freed, old, memory_order_relaxed); /* moved */
+    }
+#endif
     if (p != NULL && ptr == NULL) {
         atomic_fetch_add_explicit(&n_live, 1, memory_order_relaxed);
     }
@@ -73,6 +82,9 @@ void swc_free(void *ptr)
 {
     if (ptr != NULL) {
         atomic_fetch_sub_explicit(&n_live, 1, memory_order_relaxed);
+#if defined(__GLIBC__)
+        atomic_fetch_add_explicit(&n_freed, malloc_usable_size(ptr), memory_order_relaxed);
+#endif
         free(ptr);
     }
 }
@@ -118,8 +130,23 @@ long swc_alloc_live(void)
 void swc_alloc_trim(void)
 {
 #if defined(__GLIBC__)
+    atomic_store_explicit(&n_freed, 0, memory_order_relaxed);
     malloc_trim(0);
 #endif
+}
+
+size_t swc_alloc_freed(void)
+{
+    return atomic_load_explicit(&n_freed, memory_order_relaxed);
+}
+
+bool swc_alloc_trim_if(size_t min_freed)
+{
+    if (swc_alloc_freed() < min_freed) {
+        return false;
+    }
+    swc_alloc_trim();
+    return true;
 }
 
 static void *pb_alloc(void *data, size_t size)

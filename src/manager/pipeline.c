@@ -99,19 +99,24 @@
 #define SLOW_EVENTS_MS 50 /* ... and an entry's events that took longer than this */
 
 /* What the orchestrators, the update supervisor and the scheduler's
- * accounting need of a task, valid for one stored version. */
+ * accounting need of a task, valid for one stored version. One entry per
+ * task the leader knows, so it is kept small: the id sized to fit, service
+ * and node ids inline at the length of generated ids (SWC_ID_LEN), a longer
+ * one in its own block (tcache_set_id; freed by tcache_free). */
+#define TC_INLINE (SWC_ID_LEN + 1)
 struct tcache {
-    char id[SWC_STORE_ID_MAX + 1];
-    char service_id[SWC_STORE_ID_MAX + 1];
-    char node_id[SWC_STORE_ID_MAX + 1];
+    UT_hash_handle hh;
+    const char *service_id, *node_id; /* sbuf / nbuf, or a block of their own */
     uint64_t version;
     uint64_t slot;
-    int desired, state;
     uint64_t spec_version, job_iteration;
     int64_t created_at, status_ts, running_at;
     int64_t cpu, mem; /* reservations */
-    UT_hash_handle hh;
+    int desired, state;
+    char sbuf[TC_INLINE], nbuf[TC_INLINE];
+    char id[];
 };
+static void tcache_free(struct tcache *t);
 
 /* A task whose desired state a backlog raises (SHUTDOWN or REMOVE). */
 struct rm_item {
@@ -252,7 +257,7 @@ static void free_state(struct swc_pipeline *p)
     HASH_ITER(hh, p->tasks, t, ttmp)
     {
         HASH_DEL(p->tasks, t);
-        swc_free(t);
+        tcache_free(t);
     }
     HASH_ITER(hh, p->nodes, n, ntmp)
     {
@@ -403,6 +408,53 @@ static bool live(int desired, int state)
            state <= SWARMC__TASK_STATE__TASK_STATE_RUNNING;
 }
 
+/* Point *field at a copy of v: inline when it fits, else a block of its
+ * own (out of memory: "", the entry then looks unplaced). */
+static void tcache_set_id(const char **field, char *inline_buf, const char *v)
+{
+    size_t n = strlen(v);
+    if (*field == v) {
+        return;
+    }
+    if (*field != NULL && *field != inline_buf) {
+        swc_free((char *)*field);
+    }
+    *field = inline_buf;
+    if (n < TC_INLINE) {
+        memcpy(inline_buf, v, n + 1);
+        return;
+    }
+    char *h = swc_strndup(v, n);
+    inline_buf[0] = '\0';
+    if (h != NULL) {
+        *field = h;
+    }
+}
+
+static void tcache_free(struct tcache *t)
+{
+    if (t != NULL) {
+        tcache_set_id(&t->service_id, t->sbuf, "");
+        tcache_set_id(&t->node_id, t->nbuf, "");
+        swc_free(t);
+    }
+}
+
+/* A new zeroed entry for id, added to the cache; NULL when out of memory. */
+static struct tcache *tcache_new(struct swc_pipeline *p, const char *id)
+{
+    size_t n = strlen(id);
+    struct tcache *t = swc_calloc(1, sizeof *t + n + 1);
+    if (t == NULL) {
+        return NULL;
+    }
+    memcpy(t->id, id, n + 1);
+    t->service_id = t->sbuf;
+    t->node_id = t->nbuf;
+    HASH_ADD_STR(p->tasks, id, t);
+    return t;
+}
+
 static struct tcache *tcache_find(struct swc_pipeline *p, const char *id)
 {
     struct tcache *t = NULL;
@@ -430,14 +482,9 @@ static struct tcache *tcache_get(struct swc_pipeline *p, const struct swc_store_
     if (b->decodes > 0) {
         b->decodes--;
     }
-    if (t == NULL) {
-        t = swc_calloc(1, sizeof *t);
-        if (t == NULL) {
-            swc_store_free_decoded(&pb->base);
-            return NULL;
-        }
-        snprintf(t->id, sizeof t->id, "%s", o->id);
-        HASH_ADD_STR(p->tasks, id, t);
+    if (t == NULL && (t = tcache_new(p, o->id)) == NULL) {
+        swc_store_free_decoded(&pb->base);
+        return NULL;
     }
     tcache_fill(t, pb, o->version);
     swc_store_free_decoded(&pb->base);
@@ -449,8 +496,8 @@ static void tcache_fill(struct tcache *t, const Swarmc__Task *pb, uint64_t versi
 {
     struct swc_orch_task ot;
     swc_orch_task_from_pb(pb, &ot);
-    snprintf(t->service_id, sizeof t->service_id, "%s", pb->service_id);
-    snprintf(t->node_id, sizeof t->node_id, "%s", ot.node_id != NULL ? ot.node_id : "");
+    tcache_set_id(&t->service_id, t->sbuf, pb->service_id);
+    tcache_set_id(&t->node_id, t->nbuf, ot.node_id != NULL ? ot.node_id : "");
     t->version = version;
     t->slot = ot.slot;
     t->desired = ot.desired_state;
@@ -756,7 +803,7 @@ static void task_changed(struct swc_pipeline *p, const struct swc_store_event *e
         if (t != NULL) {
             mark_svc(p, t->service_id);
             HASH_DEL(p->tasks, t);
-            swc_free(t);
+            tcache_free(t);
         }
         p->need_sched = true;
         return;
@@ -818,7 +865,7 @@ static void task_changed(struct swc_pipeline *p, const struct swc_store_event *e
          * as decoded: its version no longer matches, so a walk decodes it). */
         t->desired = o.desired_state;
         t->state = o.state;
-        snprintf(t->node_id, sizeof t->node_id, "%s", o.node_id);
+        tcache_set_id(&t->node_id, t->nbuf, o.node_id);
     }
     if (relevant) {
         swc_tracef(MOD, "task %s (service %s): state %d desired %d node '%s', cached %s: dirty",
@@ -906,9 +953,8 @@ static void set_desired_id(struct swc_pipeline *p, struct writer *w, const char 
     }
     if ((int)t->desired_state < desired) {
         uint64_t version = t->meta != NULL ? t->meta->version : 0;
-        if (c == NULL && (c = swc_calloc(1, sizeof *c)) != NULL) {
-            snprintf(c->id, sizeof c->id, "%s", id);
-            HASH_ADD_STR(p->tasks, id, c);
+        if (c == NULL) {
+            c = tcache_new(p, id);
         }
         if (c != NULL) {
             tcache_fill(c, t, version);
@@ -934,14 +980,12 @@ static void set_desired_id(struct swc_pipeline *p, struct writer *w, const char 
  * version is filled in by the create event). */
 static void tcache_put_new(struct swc_pipeline *p, const Swarmc__Task *pb)
 {
-    struct tcache *t = swc_calloc(1, sizeof *t);
-    if (t == NULL || strlen(pb->id) > SWC_STORE_ID_MAX) {
-        swc_free(t);
+    struct tcache *t = strlen(pb->id) > SWC_STORE_ID_MAX ? NULL : tcache_new(p, pb->id);
+    if (t == NULL) {
         return;
     }
-    snprintf(t->id, sizeof t->id, "%s", pb->id);
-    snprintf(t->service_id, sizeof t->service_id, "%s", pb->service_id);
-    snprintf(t->node_id, sizeof t->node_id, "%s", pb->node_id);
+    tcache_set_id(&t->service_id, t->sbuf, pb->service_id);
+    tcache_set_id(&t->node_id, t->nbuf, pb->node_id);
     t->slot = pb->slot;
     t->desired = (int)pb->desired_state;
     t->state = (int)pb->status->state;
@@ -954,7 +998,6 @@ static void tcache_put_new(struct swc_pipeline *p, const Swarmc__Task *pb)
         t->cpu = pb->spec->resources->reservations->nano_cpus;
         t->mem = pb->spec->resources->reservations->memory_bytes;
     }
-    HASH_ADD_STR(p->tasks, id, t);
 }
 
 /* Write a new task for slot (or bound to node_id, slot 0). placed, when not

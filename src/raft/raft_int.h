@@ -149,6 +149,7 @@ struct swc_raft {
     unsigned ring_head, ring_n;
     bool snap_forced; /* threshold lowered until the next snapshot */
     bool trim_due;    /* a snapshot compacted the log: return freed memory */
+    int64_t trim_at;  /* monotonic ns of the last trim (fsm.c) */
 
     /* Early election (raft.c): off when the owner asked so; while one runs
      * (early_at != 0, raft time of the loss), the lost leader, the offset

@@ -160,13 +160,27 @@ static struct group **group_table(struct swc_store *s, int type)
                                 : &s->slot_groups;
 }
 
+/* Where a service group's counts start: after its key, aligned. */
+static size_t counts_off(size_t keylen)
+{
+    size_t a = _Alignof(struct swc_store_counts);
+    return (offsetof(struct group, key) + keylen + 1 + a - 1) / a * a;
+}
+
+static struct swc_store_counts *group_counts(const struct group *g)
+{
+    return (struct swc_store_counts *)((char *)g + counts_off(g->keylen));
+}
+
 static int group_ensure(struct swc_store *s, int type, const void *key, size_t keylen,
                         struct group **out)
 {
     struct group **table = group_table(s, type);
     struct group *g = group_find(*table, key, keylen);
     if (g == NULL) {
-        g = swc_calloc(1, sizeof(*g) + keylen + 1);
+        size_t size = type == GROUP_SVC ? counts_off(keylen) + sizeof(struct swc_store_counts)
+                                        : sizeof(*g) + keylen + 1;
+        g = swc_calloc(1, size);
         if (g == NULL) {
             return SWC_ENOMEM;
         }
@@ -330,7 +344,7 @@ void swc_store_rec_link(struct swc_store *s, struct rec *r)
     }
     if (r->u.t.svc_g != NULL) {
         list_push(&r->u.t.svc_g->tasks, r, LINK_SVC);
-        counts_add(&r->u.t.svc_g->counts, r, 1);
+        counts_add(group_counts(r->u.t.svc_g), r, 1);
         list_push(&r->u.t.slot_g->tasks, r, LINK_SLOT);
     }
     if (r->u.t.node_g != NULL) {
@@ -363,7 +377,7 @@ void swc_store_rec_unlink(struct swc_store *s, struct rec *r)
         return;
     }
     if (r->u.t.svc_g != NULL) {
-        counts_add(&r->u.t.svc_g->counts, r, -1);
+        counts_add(group_counts(r->u.t.svc_g), r, -1);
         group_del(s, r->u.t.svc_g, r, LINK_SVC);
         group_del(s, r->u.t.slot_g, r, LINK_SLOT);
     }
@@ -570,7 +584,7 @@ void swc_store_service_counts(const struct swc_store *s, const char *service_id,
 {
     struct group *g = group_find(s->svc_groups, service_id, strlen(service_id));
     if (g != NULL) {
-        *out = g->counts;
+        *out = *group_counts(g);
     } else {
         memset(out, 0, sizeof(*out));
     }

@@ -89,11 +89,13 @@ struct rec {
     char id[];
 };
 
-/* A group of tasks sharing a key: service id, node id, or (service, slot). */
+/* A group of tasks sharing a key: service id, node id, or (service, slot).
+ * Service groups also keep their task counts, after the key (group_counts
+ * in store.c): there is a slot group per replicated task, so it does not
+ * carry space for counts it never uses. */
 struct group {
     UT_hash_handle hh;
     struct list tasks;
-    struct swc_store_counts counts; /* service groups only */
     struct group *gc_next;
     uint8_t type; /* GROUP_SVC, GROUP_NODE or GROUP_SLOT: its table */
     bool on_gc;
