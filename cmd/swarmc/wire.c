@@ -374,6 +374,24 @@ static bool dec_node_name(struct dec *d, struct rd *r, Swarmc__ListTasksResponse
     return r->p == r->end;
 }
 
+/* Count the entries of the two repeated fields (2 and 3) of a list reply,
+ * so their arrays are allocated once; false when the bytes do not parse. */
+static bool count_lists(const uint8_t *data, size_t len, size_t *n2, size_t *n3)
+{
+    struct rd r = {data, data + len};
+    uint32_t f;
+    unsigned wt;
+    *n2 = *n3 = 0;
+    while (rd_key(&r, &f, &wt)) {
+        *n2 += f == 2;
+        *n3 += f == 3;
+        if (!rd_skip(&r, wt)) {
+            return false;
+        }
+    }
+    return r.p == r.end;
+}
+
 ProtobufCMessage *swc_wire_unpack_task_table(const ProtobufCMessageDescriptor *desc,
                                              ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
@@ -391,14 +409,7 @@ ProtobufCMessage *swc_wire_unpack_task_table(const ProtobufCMessageDescriptor *d
     memset(&d, 0, sizeof d);
     d.a = a;
     /* count first, so the arrays are allocated once */
-    while (rd_key(&r, &f, &wt)) {
-        nt += f == 2;
-        nn += f == 3;
-        if (!rd_skip(&r, wt)) {
-            return NULL;
-        }
-    }
-    if (r.p != r.end) {
+    if (!count_lists(data, len, &nt, &nn)) {
         return NULL;
     }
     Swarmc__ListTasksResponse *res = dalloc(&d, sizeof *res);
@@ -581,14 +592,7 @@ ProtobufCMessage *swc_wire_unpack_service_table(const ProtobufCMessageDescriptor
     }
     memset(&d, 0, sizeof d);
     d.a = a;
-    while (rd_key(&r, &f, &wt)) {
-        ns += f == 2;
-        nc += f == 3;
-        if (!rd_skip(&r, wt)) {
-            return NULL;
-        }
-    }
-    if (r.p != r.end) {
+    if (!count_lists(data, len, &ns, &nc)) {
         return NULL;
     }
     Swarmc__ListServicesResponse *res = dalloc(&d, sizeof *res);
