@@ -106,13 +106,14 @@ struct swc_pipeline_stats {
     uint64_t sched_node_follows;  /* node changes applied to the view in place */
     uint64_t pipelined_passes;    /* backlog passes run while writes were in flight */
     uint64_t max_pass_writes;     /* most task writes proposed by one pass */
+    uint64_t max_fill_writes;     /* most written from one backlog in one pass */
     uint64_t walks;               /* walks of a service's tasks (reconciles that decided) */
     uint64_t backlog_actions;     /* shutdowns/removals applied from a backlog */
     uint64_t sched_task_follows;  /* tasks leaving a node applied to the view in place */
 };
 /* Copy the pipeline's counters into *out. */
 void swc_pipeline_get_stats(const struct swc_pipeline *p, struct swc_pipeline_stats *out);
-/* Tests: start max_pass_ns and max_pass_writes again from 0. */
+/* Tests: start max_pass_ns, max_pass_writes and max_fill_writes again from 0. */
 void swc_pipeline_reset_max(struct swc_pipeline *p);
 /* Tests: every walk of a service's tasks ends past the pass's deadline (a
  * large service on a loaded manager). */

@@ -2106,6 +2106,9 @@ static void pass(uv_timer_t *timer)
             }
             size_t given = half.writes, given_dec = half.decodes;
             bool drained = apply_backlog(&w, ss, svc, p->accounted ? sched : NULL, now);
+            if (given - half.writes > p->stats.max_fill_writes) {
+                p->stats.max_fill_writes = given - half.writes;
+            }
             b.writes -= given - half.writes;
             b.decodes -= given_dec - half.decodes;
             w.b = outer;
@@ -2276,6 +2279,7 @@ void swc_pipeline_reset_max(struct swc_pipeline *p)
 {
     p->stats.max_pass_ns = 0;
     p->stats.max_pass_writes = 0;
+    p->stats.max_fill_writes = 0;
 }
 
 void swc_pipeline_kick(struct swc_pipeline *p)

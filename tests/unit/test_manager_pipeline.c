@@ -700,8 +700,10 @@ static void test_backlog_pipelines_writes(void **state)
 #define FLEET_TASKS 20000
 #endif
 /* A pass writes at most half its 4,000 writes from a backlog, the rest for
- * the scheduler, plus what a reconcile applies past its deadline. */
-#define PASS_WRITES_BUDGET (4000 / 2 + 1 + 128)
+ * the scheduler (what one pass writes in all also depends on how much of
+ * its time a walk left: a fast machine applies more of a reconcile's
+ * actions before the deadline, so that is not asserted). */
+#define FILL_WRITES_BUDGET (4000 / 2 + 1)
 
 /* Per pass deltas over a run: how many passes, the most writes and the
  * longest pass (a pass is one timer callback of the pipeline). */
@@ -723,7 +725,7 @@ static void run_end(struct fixture *f, struct run_figures *r, const char *what)
     swc_pipeline_get_stats(f->p, &r->b);
     printf("# %s: %lld ms, %llu passes, %llu reconciles, %llu rebuilds, %llu decodes, "
            "%llu writes, %llu walks, %llu from backlogs, longest pass %lld ms, most writes in a "
-           "pass %llu\n",
+           "pass %llu (from a backlog %llu)\n",
            what, (long long)(r->ns / SWC_NS_PER_MS),
            (unsigned long long)(r->b.passes - r->a.passes),
            (unsigned long long)(r->b.services_reconciled - r->a.services_reconciled),
@@ -732,7 +734,8 @@ static void run_end(struct fixture *f, struct run_figures *r, const char *what)
            (unsigned long long)(r->b.task_writes - r->a.task_writes),
            (unsigned long long)(r->b.walks - r->a.walks),
            (unsigned long long)(r->b.backlog_actions - r->a.backlog_actions),
-           (long long)(r->b.max_pass_ns / SWC_NS_PER_MS), (unsigned long long)r->b.max_pass_writes);
+           (long long)(r->b.max_pass_ns / SWC_NS_PER_MS), (unsigned long long)r->b.max_pass_writes,
+           (unsigned long long)r->b.max_fill_writes);
 }
 
 /* A fleet of FLEET_NODES nodes running FLEET_TASKS tasks of "fleet". */
@@ -805,7 +808,8 @@ static void test_replace_on_down_nodes_is_amortised(void **state)
      * reports made it stale) and each shut-down task once to write it. */
     assert_true(r.b.tasks_decoded - r.a.tasks_decoded <= FLEET_TASKS + replaced + 2000);
     assert_int_equal(r.b.task_writes - r.a.task_writes, 2 * replaced);
-    assert_true(r.b.max_pass_writes <= PASS_WRITES_BUDGET);
+    assert_true(r.b.max_fill_writes > 0);
+    assert_true(r.b.max_fill_writes <= FILL_WRITES_BUDGET);
     for (int i = FLEET_NODES - FLEET_DOWN; i < FLEET_NODES; i++) {
         snprintf(id, sizeof id, "node%d", i);
         assert_int_equal(tasks_on(f, "fleet", id), 0);
@@ -832,7 +836,8 @@ static void test_scale_to_zero_and_back_is_amortised(void **state)
     assert_true(r.b.backlog_actions - r.a.backlog_actions >= FLEET_TASKS / 2);
     assert_true(r.b.tasks_decoded - r.a.tasks_decoded <= 2 * FLEET_TASKS + 2000);
     assert_int_equal(r.b.task_writes - r.a.task_writes, FLEET_TASKS);
-    assert_true(r.b.max_pass_writes <= PASS_WRITES_BUDGET);
+    assert_true(r.b.max_fill_writes > 0);
+    assert_true(r.b.max_fill_writes <= FILL_WRITES_BUDGET);
     put_service(f, "fleet", FLEET_TASKS, false);
     run_begin(f, &r);
     settle(f);
@@ -843,6 +848,10 @@ static void test_scale_to_zero_and_back_is_amortised(void **state)
     assert_int_equal(r.b.sched_rebuilds, r.a.sched_rebuilds);
     assert_int_equal(r.b.task_writes - r.a.task_writes, FLEET_TASKS);
     assert_int_equal(r.b.tasks_decoded, r.a.tasks_decoded);
+    /* Creates from a backlog are bounded by writes, not time: each fill
+     * takes at most half of its pass's writes. */
+    assert_true(r.b.max_fill_writes > 0);
+    assert_true(r.b.max_fill_writes <= FILL_WRITES_BUDGET);
     char id[32];
     for (int i = 0; i < FLEET_NODES; i += FLEET_NODES / 10) {
         snprintf(id, sizeof id, "node%d", i);
