@@ -127,12 +127,6 @@ static int rn_form(struct th_cluster *c)
     return 0;
 }
 
-static bool cond_inflight(struct th_cluster *c, void *arg)
-{
-    struct th_props *p = arg;
-    return p->sent - p->done <= 3000;
-}
-
 /* Proposals/s for total 256-byte proposals; secure: over raftnet. */
 static double run_throughput(bool secure, int total)
 {
@@ -147,15 +141,10 @@ static double run_throughput(bool secure, int total)
     int l = th_wait_leader(&c, 5000);
     memset(&p, 0, sizeof p);
     int64_t t0 = swc_now_mono();
-    while (p.sent < total) {
-        if (th_propose_burst(&c, l, &p, 1000, 256) != 0) {
-            fprintf(stderr, "propose failed\n");
-            exit(1);
-        }
-        uv_run(&c.loop, UV_RUN_NOWAIT);
-        th_run_until(&c, cond_inflight, &p, 10000);
+    if (th_propose_all(&c, &l, &p, total, false, 30000) != 0) {
+        fprintf(stderr, "propose failed\n");
+        exit(1);
     }
-    th_run_until(&c, th_cond_props, &p, 30000);
     double secs = (double)(swc_now_mono() - t0) / SWC_NS_PER_SEC;
     if (p.ok != total) {
         fprintf(stderr, "only %d of %d ok\n", p.ok, total);

@@ -40,12 +40,6 @@ static void print_stats(const char *what, const char *unit, double *v, int n)
            v[n - 1], unit, n);
 }
 
-static bool cond_inflight(struct th_cluster *c, void *arg)
-{
-    struct th_props *p = arg;
-    return p->sent - p->done <= 3000; /* at most ~3 batches in flight */
-}
-
 /* Objects/s for total proposals of 256 bytes in batches of 1,000. */
 static double run_throughput(int nodes, int total)
 {
@@ -59,15 +53,10 @@ static double run_throughput(int nodes, int total)
     int l = th_wait_leader(&c, 5000);
     memset(&p, 0, sizeof p);
     int64_t t0 = swc_now_mono();
-    while (p.sent < total) {
-        if (th_propose_burst(&c, l, &p, 1000, 256) != 0) {
-            fprintf(stderr, "propose failed\n");
-            exit(1);
-        }
-        uv_run(&c.loop, UV_RUN_NOWAIT);
-        th_run_until(&c, cond_inflight, &p, 10000);
+    if (th_propose_all(&c, &l, &p, total, false, 30000) != 0) {
+        fprintf(stderr, "propose failed\n");
+        exit(1);
     }
-    th_run_until(&c, th_cond_props, &p, 30000);
     double secs = (double)(swc_now_mono() - t0) / SWC_NS_PER_SEC;
     if (p.ok != total) {
         fprintf(stderr, "only %d of %d ok\n", p.ok, total);
@@ -525,19 +514,10 @@ static void logmem_once(bool bytes, double *mem_mib, double *objs, double *snaps
     int l = th_wait_leader(&c, 5000);
     memset(&p, 0, sizeof p);
     int64_t t0 = swc_now_mono();
-    while (p.sent < total) {
-        if (th_propose_burst(&c, l, &p, 1000, 256) != 0) {
-            l = th_wait_leader(&c, 5000); /* leadership moved: follow it */
-            if (l < 0) {
-                fprintf(stderr, "no leader\n");
-                exit(1);
-            }
-            continue;
-        }
-        uv_run(&c.loop, UV_RUN_NOWAIT);
-        th_run_until(&c, cond_inflight, &p, 10000);
+    if (th_propose_all(&c, &l, &p, total, true, 60000) != 0) { /* follows a moved leader */
+        fprintf(stderr, "no leader\n");
+        exit(1);
     }
-    th_run_until(&c, th_cond_props, &p, 60000);
     *objs = total / ((double)(swc_now_mono() - t0) / SWC_NS_PER_SEC);
     swc_raft_stats(c.n[l].r, &st);
     *mem_mib = (double)st.mem_bytes / (1 << 20);

@@ -457,6 +457,34 @@ static TH_UNUSED int th_propose_burst(struct th_cluster *c, int i, struct th_pro
     return 0;
 }
 
+static TH_UNUSED bool th_cond_inflight(struct th_cluster *c, void *arg)
+{
+    (void)c;
+    struct th_props *p = arg;
+    return p->sent - p->done <= 3000; /* at most ~3 bursts in flight */
+}
+
+/* Propose total 256-byte payloads on *leader in bursts of 1,000, keeping at
+ * most ~3 bursts in flight, then wait up to wait_ms for every answer. When a
+ * burst is refused: follow a new leader if follow (0 once it is found), else
+ * -1 (also -1 when no leader is found). */
+static TH_UNUSED int th_propose_all(struct th_cluster *c, int *leader, struct th_props *p,
+                                    int total, bool follow, int wait_ms)
+{
+    while (p->sent < total) {
+        if (th_propose_burst(c, *leader, p, 1000, 256) != 0) {
+            if (!follow || (*leader = th_wait_leader(c, 5000)) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+        th_run_until(c, th_cond_inflight, p, 10000);
+    }
+    th_run_until(c, th_cond_props, p, wait_ms);
+    return 0;
+}
+
 struct th_applied {
     uint64_t index;
 };
