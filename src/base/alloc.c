@@ -140,15 +140,6 @@ size_t swc_alloc_freed(void)
     return atomic_load_explicit(&n_freed, memory_order_relaxed);
 }
 
-bool swc_alloc_trim_if(size_t min_freed)
-{
-    if (swc_alloc_freed() < min_freed) {
-        return false;
-    }
-    swc_alloc_trim();
-    return true;
-}
-
 static void *pb_alloc(void *data, size_t size)
 {
     (void)data;

@@ -7,7 +7,6 @@
 #ifndef SWC_BASE_ALLOC_H
 #define SWC_BASE_ALLOC_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -41,10 +40,6 @@ void swc_alloc_trim(void);
 /* Bytes handed back to malloc since the last swc_alloc_trim (glibc: usable
  * sizes of the blocks freed or moved by realloc; 0 elsewhere). */
 size_t swc_alloc_freed(void);
-/* swc_alloc_trim if at least min_freed bytes were freed since the last one;
- * true if it trimmed. Bursts of frees (reply buffers, decoded lists, a
- * compacted log) otherwise stay resident in malloc's arenas. */
-bool swc_alloc_trim_if(size_t min_freed);
 
 /* A protobuf-c allocator that goes through the seam. */
 extern ProtobufCAllocator swc_pb_allocator;
