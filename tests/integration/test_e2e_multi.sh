@@ -15,7 +15,10 @@ export SWARMC_HOST=$m1_SOCK
 TOKEN=$(sw join-token -q worker) || fail "join-token"
 
 log "a wrong token is refused, and nothing changes"
-BAD=${TOKEN%?}x
+# change the last character (to one it is not: a token ending in x once made
+# the "wrong" token the right one)
+case ${TOKEN: -1} in x) BAD=${TOKEN%?}y ;; *) BAD=${TOKEN%?}x ;; esac
+[ "$BAD" != "$TOKEN" ] || fail "the wrong token equals the token"
 if out=$("$SWARMC" -H "$w1_SOCK" join --token "$BAD" "127.0.0.1:$m1_PORT" 2>&1); then
   fail "join with a wrong token succeeded"
 fi
